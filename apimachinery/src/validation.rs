@@ -1,0 +1,1 @@
+//! Name, label, port and IP validators. (Interface stub: being implemented.)

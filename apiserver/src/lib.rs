@@ -1,0 +1,32 @@
+//! knet's kube-apiserver: the Kubernetes REST API over a revisioned store.
+//!
+//! Data flow of a write: [`http`] parses the request (path, query, body) →
+//! [`registry`] decodes and strictly checks the object, applies the strategy
+//! ([`admission`]: defaulting and validation), allocates Service IPs and ports
+//! ([`alloc`]) and commits one [`storage`] transaction → the store's watch stream
+//! feeds every watcher. Reads come back through [`registry`], optionally as
+//! server-side [`tables`].
+//!
+//! Module map:
+//! - [`resources`]: the table of served resources.
+//! - [`storage`]: the etcd-shaped store trait and its sled backend.
+//! - [`registry`]: generic get/list/watch/create/update/patch/delete over the store.
+//! - [`admission`]: per-kind defaulting and validation.
+//! - [`alloc`]: ClusterIP and NodePort allocation.
+//! - [`http`]: the axum router, content negotiation, watch streaming.
+//! - [`discovery`], [`openapi`], [`tables`]: what kubectl reads to know the API.
+//! - [`pki`], [`auth`]: certificates, tokens, kubeconfigs and authentication.
+//! - [`error`]: `Status` errors.
+
+pub mod admission;
+pub mod alloc;
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod pki;
+pub mod registry;
+pub mod resources;
+pub mod storage;
+pub mod tables;

@@ -1,0 +1,1 @@
+//! Certificates, tokens and kubeconfigs. (Interface stub: being implemented.)
