@@ -21,9 +21,11 @@
 pub mod admission;
 pub mod alloc;
 pub mod auth;
+pub mod bootstrap;
 pub mod discovery;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod pki;
 pub mod registry;

@@ -1,0 +1,560 @@
+//! Writes: create, update (PUT), patch, delete and deletecollection.
+//!
+//! Every write is one store transaction guarded by compares: `Absent` on create,
+//! `ModRevision` on update/delete (optimistic concurrency), plus the allocation keys
+//! of Services. Unpinned writes (patches, PUTs without a resourceVersion) retry on a
+//! concurrent modification; pinned ones answer 409 Conflict.
+
+use http::StatusCode;
+use knet_apimachinery::patch;
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::decode::{check_type_meta, field_validation};
+use super::strategy::{self, Part};
+use super::{
+    decode, encode, key, name_of, namespace_of, DeleteOptions, ListOptions, PatchType, Registry, WriteOptions,
+};
+use crate::admission;
+use crate::alloc::{AllocError, Guard, Plan};
+use crate::error::ApiError;
+use crate::resources::{self, ResourceInfo};
+use crate::storage::{Compare, Op, Txn};
+
+/// How many times an unpinned write is retried on concurrent modification.
+const RETRIES: usize = 16;
+
+/// The result of a write.
+#[derive(Debug)]
+pub struct Written {
+    pub object: Value,
+    /// 201 for creates, 200 for updates.
+    pub code: StatusCode,
+    /// `Warning` headers for the response (unknown fields under `fieldValidation=Warn`).
+    pub warnings: Vec<String>,
+}
+
+fn is_services(res: &ResourceInfo) -> bool {
+    res.group.is_empty() && res.plural == "services"
+}
+
+fn gen_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Turns allocation failures into kube-apiserver's answers.
+fn alloc_error(res: &ResourceInfo, name: &str, e: AllocError) -> ApiError {
+    match e {
+        AllocError::Invalid(errs) => ApiError::invalid(res, name, errs),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// The answer to a failed allocation compare: a requested value someone else took is
+/// the user's error; a dynamically chosen one is retried.
+fn guard_error(res: &ResourceInfo, name: &str, plan: &Plan, failed: &[usize], base: usize) -> Option<ApiError> {
+    use knet_apimachinery::field::{FieldError, Path};
+    for &i in failed {
+        if i < base {
+            continue;
+        }
+        match plan.guards.get(i - base) {
+            Some(Guard::Ip { ip, requested: true }) => {
+                return Some(ApiError::invalid(
+                    res,
+                    name,
+                    vec![FieldError::invalid(
+                        &Path::new("spec").child("clusterIPs"),
+                        json!([ip.to_string()]),
+                        format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                    )],
+                ))
+            }
+            Some(Guard::Port { port, path, requested: true }) => {
+                return Some(ApiError::invalid(
+                    res,
+                    name,
+                    vec![FieldError::invalid(path, *port, "provided port is already allocated")],
+                ))
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+impl Registry {
+    /// Checks that a namespaced write goes to a namespace that exists and is not terminating.
+    async fn check_namespace(&self, res: &ResourceInfo, ns: Option<&str>) -> Result<(), ApiError> {
+        let Some(ns) = ns.filter(|_| res.namespaced) else { return Ok(()) };
+        let nsres =
+            resources::find("", "v1", "namespaces").ok_or_else(|| ApiError::Internal("no namespaces".into()))?;
+        match self.store.get(&key(nsres, None, ns)).await? {
+            None => Err(ApiError::not_found(nsres, ns)),
+            Some(kv) => {
+                let obj = decode(&kv)?;
+                if strategy::is_deleting(&obj) {
+                    Err(ApiError::Forbidden(format!(
+                        "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        res.qualified_plural(),
+                        name_of(&obj)
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// POST: creates an object.
+    pub async fn create(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        check_type_meta(res, &mut obj)?;
+        let warnings = field_validation(res, &obj, opts.field_validation)?;
+        // Namespace of the object vs the URL.
+        if res.namespaced {
+            let url_ns = ns.unwrap_or("default");
+            match namespace_of(&obj) {
+                Some(n) if n != url_ns => {
+                    return Err(ApiError::BadRequest(
+                        "the namespace of the provided object does not match the namespace sent on the request".into(),
+                    ))
+                }
+                _ => obj["metadata"]["namespace"] = json!(url_ns),
+            }
+        } else if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("namespace");
+        }
+        let ns = if res.namespaced { namespace_of(&obj).map(String::from) } else { None };
+        self.check_namespace(res, ns.as_deref()).await?;
+        let generate = obj.pointer("/metadata/generateName").and_then(Value::as_str).map(String::from);
+        let explicit_name = !name_of(&obj).is_empty();
+        strategy::prepare_for_create(res, &mut obj);
+        admission::default(res, &mut obj)?;
+        let mut last_err = None;
+        for _ in 0..RETRIES {
+            let mut o = obj.clone();
+            if !explicit_name {
+                if let Some(g) = &generate {
+                    o["metadata"]["name"] = json!(format!("{g}{}", gen_suffix()));
+                }
+            }
+            let name = name_of(&o).to_string();
+            let errs = admission::validate(res, &o, None);
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(res, &name, errs));
+            }
+            let plan = if is_services(res) {
+                self.alloc.plan(&mut o, None).map_err(|e| alloc_error(res, &name, e))?
+            } else {
+                Plan::default()
+            };
+            let k = key(res, ns.as_deref(), &name);
+            if opts.dry_run {
+                self.alloc.finish(&plan, false);
+                return Ok(Written { object: o, code: StatusCode::CREATED, warnings });
+            }
+            let mut compares = vec![Compare::Absent(k.clone())];
+            compares.extend(plan.compares.iter().cloned());
+            let mut ops = vec![Op::Put { key: k.clone(), value: encode(&o)? }];
+            ops.extend(plan.ops.iter().cloned());
+            let r = self.store.txn(Txn { compares, ops }).await;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    self.alloc.finish(&plan, false);
+                    return Err(e.into());
+                }
+            };
+            self.alloc.finish(&plan, r.succeeded);
+            if r.succeeded {
+                super::set_resource_version(&mut o, r.revision);
+                return Ok(Written { object: o, code: StatusCode::CREATED, warnings });
+            }
+            if r.failed.contains(&0) {
+                if explicit_name || generate.is_none() {
+                    return Err(ApiError::already_exists(res, &name));
+                }
+                last_err = Some(ApiError::already_exists(res, &name));
+                continue;
+            }
+            if let Some(e) = guard_error(res, &name, &plan, &r.failed, 1) {
+                return Err(e);
+            }
+            // A dynamically chosen value was taken concurrently: try again.
+        }
+        Err(last_err.unwrap_or_else(|| ApiError::Internal("could not allocate after several attempts".into())))
+    }
+
+    /// The read-modify-write loop shared by PUT, PATCH and subresource writes.
+    ///
+    /// `mutate` gets the current object and returns the desired one and whether the
+    /// write is pinned to the current resourceVersion.
+    pub(crate) async fn update_with<F>(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        mut mutate: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        let k = key(res, ns, name);
+        for _ in 0..RETRIES {
+            let Some(kv) = self.store.get(&k).await? else {
+                return Err(ApiError::not_found(res, name));
+            };
+            let old = decode(&kv)?;
+            let old_rv = kv.mod_revision.to_string();
+            let mut new = mutate(&old)?;
+            check_type_meta(res, &mut new)?;
+            let pinned = match new.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+                Some(rv) if !rv.is_empty() => {
+                    if rv != old_rv {
+                        return Err(ApiError::conflict(res, name));
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if name_of(&new) != name {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    name_of(&new)
+                )));
+            }
+            if res.namespaced && namespace_of(&new).is_some_and(|n| Some(n) != ns) {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+            let warnings = field_validation(res, &new, opts.field_validation)?;
+            strategy::prepare_for_update(res, part, &mut new, &old);
+            if part == Part::Main {
+                admission::default(res, &mut new)?;
+            }
+            let errs = match part {
+                Part::Main | Part::Finalize => admission::validate(res, &new, Some(&old)),
+                Part::Status => admission::validate_status(res, &new, &old),
+            };
+            if !errs.is_empty() {
+                return Err(ApiError::invalid(res, name, errs));
+            }
+            if strategy::same(&new, &old) {
+                return Ok(Written { object: old, code: StatusCode::OK, warnings });
+            }
+            // The last finalizer of a deleting object is gone: the object goes.
+            if strategy::is_deleting(&new) && !strategy::has_finalizers(res, &new) {
+                if opts.dry_run {
+                    return Ok(Written { object: new, code: StatusCode::OK, warnings });
+                }
+                let plan = if is_services(res) { self.alloc.plan_release(&old) } else { Plan::default() };
+                let mut ops = vec![Op::Delete { key: k.clone() }];
+                ops.extend(plan.ops.iter().cloned());
+                let r = self
+                    .store
+                    .txn(Txn { compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)], ops })
+                    .await?;
+                self.alloc.finish(&plan, r.succeeded);
+                if r.succeeded {
+                    super::set_resource_version(&mut new, r.revision);
+                    return Ok(Written { object: new, code: StatusCode::OK, warnings });
+                }
+                if pinned {
+                    return Err(ApiError::conflict(res, name));
+                }
+                continue;
+            }
+            let plan = if is_services(res) && part == Part::Main {
+                self.alloc.plan(&mut new, Some(&old)).map_err(|e| alloc_error(res, name, e))?
+            } else {
+                Plan::default()
+            };
+            if opts.dry_run {
+                self.alloc.finish(&plan, false);
+                return Ok(Written { object: new, code: StatusCode::OK, warnings });
+            }
+            let mut compares = vec![Compare::ModRevision(k.clone(), kv.mod_revision)];
+            compares.extend(plan.compares.iter().cloned());
+            let mut ops = vec![Op::Put { key: k.clone(), value: encode(&new)? }];
+            ops.extend(plan.ops.iter().cloned());
+            let r = match self.store.txn(Txn { compares, ops }).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.alloc.finish(&plan, false);
+                    return Err(e.into());
+                }
+            };
+            self.alloc.finish(&plan, r.succeeded);
+            if r.succeeded {
+                super::set_resource_version(&mut new, r.revision);
+                return Ok(Written { object: new, code: StatusCode::OK, warnings });
+            }
+            if let Some(e) = guard_error(res, name, &plan, &r.failed, 1) {
+                return Err(e);
+            }
+            if r.failed.contains(&0) && pinned {
+                return Err(ApiError::conflict(res, name));
+            }
+        }
+        Err(ApiError::conflict(res, name))
+    }
+
+    /// PUT: replaces an object (or creates it where the kind allows).
+    pub async fn update(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        mut body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        check_type_meta(res, &mut body)?;
+        if name_of(&body) != name {
+            if name_of(&body).is_empty() {
+                body["metadata"]["name"] = json!(name);
+            } else {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    name_of(&body)
+                )));
+            }
+        }
+        if res.namespaced && namespace_of(&body).is_none() {
+            if let Some(ns) = ns {
+                body["metadata"]["namespace"] = json!(ns);
+            }
+        }
+        let r = self.update_with(res, ns, name, part, opts, |_| Ok(body.clone())).await;
+        match r {
+            Err(ApiError::NotFound { .. }) if part == Part::Main && strategy::allow_create_on_update(res) => {
+                if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.remove("resourceVersion");
+                }
+                self.create(res, ns, body, opts).await
+            }
+            other => other,
+        }
+    }
+
+    /// PATCH: applies a JSON, merge or strategic merge patch.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        ptype: PatchType,
+        patch_doc: &Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        let schema = match ptype {
+            PatchType::StrategicMerge => Some(patch::patch_schema(&res.api_version(), res.kind).ok_or_else(|| {
+                ApiError::UnsupportedMediaType(format!(
+                    "strategic merge patch is not supported for {}",
+                    res.qualified_plural()
+                ))
+            })?),
+            PatchType::Apply => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "server-side apply (application/apply-patch+yaml) is not supported by knet; use client-side `kubectl apply`"
+                        .into(),
+                ))
+            }
+            _ => None,
+        };
+        if ptype != PatchType::Json && !patch_doc.is_object() {
+            return Err(ApiError::BadRequest("the patch must be a JSON object".into()));
+        }
+        self.update_with(res, ns, name, part, opts, |cur| {
+            // Patches apply to the object without its resourceVersion unless they set one.
+            let mut base = cur.clone();
+            if let Some(m) = base.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            let out = match ptype {
+                PatchType::Json => patch::json_patch(&base, patch_doc),
+                PatchType::Merge => Ok(patch::merge_patch(&base, patch_doc)),
+                PatchType::StrategicMerge => schema.map_or_else(
+                    || Ok(patch::merge_patch(&base, patch_doc)),
+                    |s| patch::strategic_merge_patch(&base, patch_doc, s),
+                ),
+                PatchType::Apply => Ok(base.clone()),
+            };
+            out.map_err(|e| ApiError::Invalid {
+                group: res.group.into(),
+                kind: res.kind.into(),
+                name: name.into(),
+                errors: vec![knet_apimachinery::field::FieldError {
+                    kind: knet_apimachinery::field::ErrorType::Invalid,
+                    field: knet_apimachinery::field::Path::new("patch"),
+                    value: None,
+                    detail: e.to_string(),
+                }],
+            })
+        })
+        .await
+    }
+
+    /// DELETE of one object. Returns the object as it was deleted (or as it now waits
+    /// on finalizers / graceful termination) and the HTTP code.
+    pub async fn delete(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<(Value, StatusCode), ApiError> {
+        let k = key(res, ns, name);
+        for _ in 0..RETRIES {
+            let Some(kv) = self.store.get(&k).await? else {
+                return Err(ApiError::not_found(res, name));
+            };
+            let old = decode(&kv)?;
+            if let Some(uid) = &opts.precondition_uid {
+                let cur = old.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+                if uid != cur {
+                    return Err(ApiError::conflict_with(
+                        res,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {cur}"),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict_with(
+                        res,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            kv.mod_revision
+                        ),
+                    ));
+                }
+            }
+            let mut new = old.clone();
+            // Propagation policy finalizers (the garbage collector completes them).
+            let policy_finalizer = match opts.policy() {
+                "Orphan" => Some("orphan"),
+                "Foreground" => Some("foregroundDeletion"),
+                _ => None,
+            };
+            if let Some(f) = policy_finalizer {
+                if !strategy::is_deleting(&old) {
+                    let list =
+                        new["metadata"].as_object_mut().map(|m| m.entry("finalizers").or_insert_with(|| json!([])));
+                    if let Some(Value::Array(a)) = list {
+                        if !a.iter().any(|x| x == f) {
+                            a.push(json!(f));
+                        }
+                    }
+                }
+            }
+            // Graceful deletion of pods bound to a node: the node agent finishes it.
+            let mut grace: i64 = 0;
+            if res.group.is_empty() && res.plural == "pods" {
+                let bound = new.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+                let phase = new.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+                let terminal = matches!(phase, "Succeeded" | "Failed");
+                let default_grace =
+                    new.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+                grace = if bound && !terminal { opts.grace_period_seconds.unwrap_or(default_grace) } else { 0 };
+                if let Some(cur) = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64) {
+                    if strategy::is_deleting(&old) && grace >= cur && grace > 0 {
+                        return Ok((old, StatusCode::ACCEPTED));
+                    }
+                }
+            }
+            let wait_finalizers = strategy::has_finalizers(res, &new);
+            if grace > 0 || wait_finalizers {
+                if strategy::is_deleting(&old) && grace == 0 {
+                    return Ok((old, StatusCode::ACCEPTED));
+                }
+                let ts = jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_secs(grace))
+                    .ok()
+                    .and_then(|t| t.round(jiff::Unit::Second).ok())
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(strategy::now);
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.insert("deletionTimestamp".into(), json!(ts));
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                }
+                if res.group.is_empty() && res.plural == "namespaces" {
+                    new["status"]["phase"] = json!("Terminating");
+                }
+                if opts.dry_run {
+                    return Ok((new, StatusCode::ACCEPTED));
+                }
+                let r = self
+                    .store
+                    .txn(Txn {
+                        compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)],
+                        ops: vec![Op::Put { key: k.clone(), value: encode(&new)? }],
+                    })
+                    .await?;
+                if r.succeeded {
+                    super::set_resource_version(&mut new, r.revision);
+                    return Ok((new, StatusCode::ACCEPTED));
+                }
+                continue;
+            }
+            if opts.dry_run {
+                return Ok((old, StatusCode::OK));
+            }
+            let plan = if is_services(res) { self.alloc.plan_release(&old) } else { Plan::default() };
+            let mut ops = vec![Op::Delete { key: k.clone() }];
+            ops.extend(plan.ops.iter().cloned());
+            let r =
+                self.store.txn(Txn { compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)], ops }).await?;
+            self.alloc.finish(&plan, r.succeeded);
+            if r.succeeded {
+                let mut gone = old;
+                super::set_resource_version(&mut gone, r.revision);
+                return Ok((gone, StatusCode::OK));
+            }
+        }
+        Err(ApiError::conflict(res, name))
+    }
+
+    /// DELETE of a collection: every object matching the selectors.
+    pub async fn delete_collection(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        list_opts: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let listing =
+            self.list(res, ns, &ListOptions { limit: None, continue_token: None, ..list_opts.clone() }).await?;
+        let mut items = Vec::new();
+        for obj in listing.items {
+            let name = name_of(&obj).to_string();
+            let ons = namespace_of(&obj).map(String::from);
+            match self.delete(res, ons.as_deref(), &name, opts).await {
+                Ok((o, _)) => items.push(o),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(json!({
+            "kind": res.list_kind,
+            "apiVersion": res.api_version(),
+            "metadata": {"resourceVersion": self.store.revision().to_string()},
+            "items": items,
+        }))
+    }
+}
