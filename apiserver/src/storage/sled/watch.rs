@@ -18,15 +18,8 @@ use crate::storage::{Event, Revision, StorageError, WatchStream};
 pub fn watch(shared: Arc<Shared>, prefix: &str, after: Revision) -> Result<WatchStream, StorageError> {
     let (replay, receiver) = shared.subscribe(prefix, after)?;
     let last = replay.last().map_or(after, Event::revision);
-    let live = Live {
-        receiver,
-        prefix: prefix.to_owned(),
-        after,
-        last,
-        pending: VecDeque::new(),
-        shared,
-        ended: false,
-    };
+    let live =
+        Live { receiver, prefix: prefix.to_owned(), after, last, pending: VecDeque::new(), shared, ended: false };
     let replayed = futures::stream::iter(replay.into_iter().map(Ok));
     Ok(Box::pin(replayed.chain(futures::stream::unfold(live, Live::next))))
 }

@@ -16,9 +16,14 @@ use crate::storage::{StorageError, Txn, TxnResult};
 
 /// What the store handle asks of the writer.
 pub enum Request {
-    Txn { txn: Txn, reply: oneshot::Sender<Result<TxnResult, StorageError>> },
+    Txn {
+        txn: Txn,
+        reply: oneshot::Sender<Result<TxnResult, StorageError>>,
+    },
     /// Finish the queued work, close the database and answer.
-    Close { reply: oneshot::Sender<()> },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 pub struct Writer {
