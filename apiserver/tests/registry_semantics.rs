@@ -1,0 +1,281 @@
+//! The registry's API semantics over a real sled store: create/get/list/update/patch/
+//! delete, optimistic concurrency, generateName, status subresource, finalizers,
+//! Service allocation, selectors, paging and watch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use knet_apiserver::alloc::{AllocConfig, Allocator};
+use knet_apiserver::bootstrap::Bootstrap;
+use knet_apiserver::error::ApiError;
+use knet_apiserver::registry::strategy::Part;
+use knet_apiserver::registry::{DeleteOptions, ListOptions, PatchType, Registry, WatchEventType, WriteOptions};
+use knet_apiserver::resources::{self, ResourceInfo};
+use knet_apiserver::storage::sled::{SledOptions, SledStore};
+use serde_json::{json, Value};
+
+struct Fixture {
+    reg: Registry,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SledStore::open(dir.path(), SledOptions::default()).expect("open store");
+    let alloc = Allocator::new(AllocConfig::default());
+    alloc.load(store.as_ref()).await.expect("load");
+    let reg = Registry::new(store, alloc);
+    Bootstrap {
+        advertise_address: "127.0.0.1".parse().unwrap(),
+        secure_port: 6443,
+        service_ip: "10.96.0.1".parse().unwrap(),
+    }
+    .run(&reg)
+    .await
+    .expect("bootstrap");
+    Fixture { reg, _dir: dir }
+}
+
+fn r(group: &str, plural: &str) -> &'static ResourceInfo {
+    let v = "v1";
+    resources::find(group, v, plural).expect("resource")
+}
+
+fn w() -> WriteOptions {
+    WriteOptions::default()
+}
+
+fn svc(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": {"app": name}},
+           "spec": {"selector": {"app": name}, "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}})
+}
+
+#[tokio::test]
+async fn bootstrap_creates_namespaces_and_kubernetes_service() {
+    let f = fixture().await;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        f.reg.get(r("", "namespaces"), None, ns).await.expect(ns);
+    }
+    let k = f.reg.get(r("", "services"), Some("default"), "kubernetes").await.unwrap();
+    assert_eq!(k["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(k["spec"]["ports"][0]["port"], 443);
+    let ep = f.reg.get(r("", "endpoints"), Some("default"), "kubernetes").await.unwrap();
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.1");
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 6443);
+}
+
+#[tokio::test]
+async fn create_get_conflict_and_update() {
+    let f = fixture().await;
+    let s = r("", "services");
+    let created = f.reg.create(s, Some("default"), svc("web"), &w()).await.unwrap();
+    assert_eq!(created.code, 201);
+    let ip = created.object["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.96."), "{ip}");
+    let rv = created.object["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    assert!(created.object["metadata"]["uid"].is_string());
+
+    let again = f.reg.create(s, Some("default"), svc("web"), &w()).await.unwrap_err();
+    assert!(matches!(again, ApiError::AlreadyExists { .. }));
+    assert_eq!(again.to_string(), "services \"web\" already exists");
+
+    // Update with the current RV works; with a stale RV it conflicts.
+    let mut upd = created.object.clone();
+    upd["metadata"]["labels"]["tier"] = json!("front");
+    let u = f.reg.update(s, Some("default"), "web", Part::Main, upd.clone(), &w()).await.unwrap();
+    assert_ne!(u.object["metadata"]["resourceVersion"], json!(rv));
+    assert_eq!(u.object["spec"]["clusterIP"], json!(ip));
+    let stale = f.reg.update(s, Some("default"), "web", Part::Main, upd, &w()).await.unwrap_err();
+    assert!(matches!(stale, ApiError::Conflict { .. }), "{stale}");
+    assert_eq!(stale.code(), 409);
+
+    // A no-op update does not write.
+    let cur = f.reg.get(s, Some("default"), "web").await.unwrap();
+    let same = f.reg.update(s, Some("default"), "web", Part::Main, cur.clone(), &w()).await.unwrap();
+    assert_eq!(same.object["metadata"]["resourceVersion"], cur["metadata"]["resourceVersion"]);
+}
+
+#[tokio::test]
+async fn namespace_must_exist() {
+    let f = fixture().await;
+    let e = f.reg.create(r("", "configmaps"), Some("nope"), json!({"metadata": {"name": "c"}}), &w()).await.unwrap_err();
+    assert_eq!(e.to_string(), "namespaces \"nope\" not found");
+}
+
+#[tokio::test]
+async fn generate_name() {
+    let f = fixture().await;
+    let cm = r("", "configmaps");
+    let a = f.reg.create(cm, Some("default"), json!({"metadata": {"generateName": "cfg-"}}), &w()).await.unwrap();
+    let name = a.object["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("cfg-") && name.len() == 9, "{name}");
+}
+
+#[tokio::test]
+async fn status_subresource_only_changes_status() {
+    let f = fixture().await;
+    let s = r("", "services");
+    f.reg.create(s, Some("default"), svc("lb"), &w()).await.unwrap();
+    let mut body = f.reg.get(s, Some("default"), "lb").await.unwrap();
+    body["spec"]["type"] = json!("NodePort");
+    body["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.168.56.240"}]}});
+    let out = f.reg.update(s, Some("default"), "lb", Part::Status, body, &w()).await.unwrap();
+    assert_ne!(out.object["spec"]["type"], "NodePort");
+    assert_eq!(out.object["status"]["loadBalancer"]["ingress"][0]["ip"], "192.168.56.240");
+    let stored = f.reg.get(s, Some("default"), "lb").await.unwrap();
+    assert_ne!(stored["spec"]["type"], "NodePort");
+    // And a main update cannot change status.
+    let mut main = stored.clone();
+    main["status"] = json!({"loadBalancer": {}});
+    let out = f.reg.update(s, Some("default"), "lb", Part::Main, main, &w()).await.unwrap();
+    assert_eq!(out.object["status"]["loadBalancer"]["ingress"][0]["ip"], "192.168.56.240");
+}
+
+#[tokio::test]
+async fn patches() {
+    let f = fixture().await;
+    let s = r("", "services");
+    f.reg.create(s, Some("default"), svc("p"), &w()).await.unwrap();
+    let m = f
+        .reg
+        .patch(s, Some("default"), "p", Part::Main, PatchType::Merge, &json!({"metadata": {"labels": {"x": "y"}}}), &w())
+        .await
+        .unwrap();
+    assert_eq!(m.object["metadata"]["labels"]["x"], "y");
+    assert_eq!(m.object["metadata"]["labels"]["app"], "p");
+    let bad = f.reg.patch(s, Some("default"), "nope", Part::Main, PatchType::Merge, &json!({}), &w()).await.unwrap_err();
+    assert_eq!(bad.code(), 404);
+}
+
+#[tokio::test]
+async fn allocation_released_on_delete_and_type_change() {
+    let f = fixture().await;
+    let s = r("", "services");
+    let mut np = svc("np");
+    np["spec"]["type"] = json!("NodePort");
+    np["spec"]["ports"][0]["nodePort"] = json!(30080);
+    np["spec"]["clusterIP"] = json!("10.96.0.50");
+    f.reg.create(s, Some("default"), np.clone(), &w()).await.unwrap();
+    let mut dup = svc("np2");
+    dup["spec"]["type"] = json!("NodePort");
+    dup["spec"]["ports"][0]["nodePort"] = json!(30080);
+    let e = f.reg.create(s, Some("default"), dup.clone(), &w()).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Service \"np2\" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"
+    );
+    // Type change to ClusterIP frees the node port.
+    let patched = f
+        .reg
+        .patch(
+            s,
+            Some("default"),
+            "np",
+            Part::Main,
+            PatchType::Merge,
+            &json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}}),
+            &w(),
+        )
+        .await
+        .unwrap();
+    assert!(patched.object["spec"]["ports"][0].get("nodePort").is_none_or(|v| v.is_null() || v == 0));
+    f.reg.create(s, Some("default"), dup, &w()).await.unwrap();
+    // Delete frees the ClusterIP.
+    f.reg.delete(s, Some("default"), "np", &DeleteOptions::default()).await.unwrap();
+    let mut again = svc("np3");
+    again["spec"]["clusterIP"] = json!("10.96.0.50");
+    f.reg.create(s, Some("default"), again, &w()).await.unwrap();
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion() {
+    let f = fixture().await;
+    let cm = r("", "configmaps");
+    f.reg
+        .create(cm, Some("default"), json!({"metadata": {"name": "held", "finalizers": ["example.com/x"]}}), &w())
+        .await
+        .unwrap();
+    let (obj, code) = f.reg.delete(cm, Some("default"), "held", &DeleteOptions::default()).await.unwrap();
+    assert_eq!(code, 202);
+    assert!(obj["metadata"]["deletionTimestamp"].is_string());
+    f.reg.get(cm, Some("default"), "held").await.unwrap();
+    f.reg
+        .patch(cm, Some("default"), "held", Part::Main, PatchType::Merge, &json!({"metadata": {"finalizers": null}}), &w())
+        .await
+        .unwrap();
+    assert_eq!(f.reg.get(cm, Some("default"), "held").await.unwrap_err().code(), 404);
+}
+
+#[tokio::test]
+async fn list_paging_and_field_selectors() {
+    let f = fixture().await;
+    let cm = r("", "configmaps");
+    for i in 0..25 {
+        f.reg.create(cm, Some("default"), json!({"metadata": {"name": format!("c{i:02}")}}), &w()).await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut opts = ListOptions { limit: Some(10), ..Default::default() };
+    let mut pages = 0;
+    loop {
+        let l = f.reg.list(cm, Some("default"), &opts).await.unwrap();
+        pages += 1;
+        names.extend(l.items.iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()));
+        match l.continue_token {
+            Some(c) => opts.continue_token = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names.len(), 25);
+    let one = f
+        .reg
+        .list(cm, None, &ListOptions { field_selector: Some("metadata.name=c07".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(one.items.len(), 1);
+    let e = f
+        .reg
+        .list(cm, None, &ListOptions { field_selector: Some("spec.nodeName=x".into()), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "field label not supported: spec.nodeName");
+}
+
+#[tokio::test]
+async fn watch_from_revision_sees_changes_in_order() {
+    let f = fixture().await;
+    let cm = r("", "configmaps");
+    let start = f.reg.list(cm, Some("default"), &ListOptions::default()).await.unwrap().resource_version;
+    let opts = ListOptions { resource_version: Some(start.to_string()), watch: true, ..Default::default() };
+    let mut stream = Box::pin(f.reg.watch(cm, Some("default"), &opts).await.unwrap());
+    f.reg.create(cm, Some("default"), json!({"metadata": {"name": "a"}}), &w()).await.unwrap();
+    f.reg
+        .patch(cm, Some("default"), "a", Part::Main, PatchType::Merge, &json!({"data": {"k": "v"}}), &w())
+        .await
+        .unwrap();
+    f.reg.delete(cm, Some("default"), "a", &DeleteOptions::default()).await.unwrap();
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap();
+        kinds.push(ev.kind);
+    }
+    assert_eq!(kinds, vec![WatchEventType::Added, WatchEventType::Modified, WatchEventType::Deleted]);
+}
+
+#[tokio::test]
+async fn watch_too_old_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path(), SledOptions { history_len: 4, ..SledOptions::default() }).unwrap();
+    let reg = Arc::new(Registry::new(store, Allocator::new(AllocConfig::default())));
+    let ns = r("", "namespaces");
+    for i in 0..10 {
+        reg.create(ns, None, json!({"metadata": {"name": format!("n{i}")}}), &w()).await.unwrap();
+    }
+    let opts = ListOptions { resource_version: Some("1".into()), watch: true, ..Default::default() };
+    let mut stream = Box::pin(reg.watch(ns, None, &opts).await.unwrap());
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap();
+    assert_eq!(ev.kind, WatchEventType::Error);
+    assert_eq!(ev.object["code"], 410);
+    assert_eq!(ev.object["reason"], "Expired");
+}
