@@ -17,6 +17,7 @@ mod watch;
 mod writer;
 
 use std::fmt;
+use std::fs::File;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -40,11 +41,20 @@ pub struct SledOptions {
     pub live_buffer: usize,
     /// Bytes of sled's page cache (reads are served from the index, not from sled).
     pub cache_capacity: u64,
+    /// Also `fdatasync` sled's log after each group commit, so acknowledged writes
+    /// survive a power loss or host crash, not only a killed process.
+    pub sync_data: bool,
 }
 
 impl Default for SledOptions {
     fn default() -> SledOptions {
-        SledOptions { history_len: 100_000, batch_size: 512, live_buffer: 4096, cache_capacity: 32 << 20 }
+        SledOptions {
+            history_len: 100_000,
+            batch_size: 512,
+            live_buffer: 4096,
+            cache_capacity: 32 << 20,
+            sync_data: true,
+        }
     }
 }
 
@@ -77,7 +87,12 @@ impl SledStore {
         let shared = Arc::new(Shared::new(index, revision, opts.history_len, opts.live_buffer));
         let batch_size = opts.batch_size.max(1);
         let (requests, queue) = mpsc::channel(batch_size.saturating_mul(2));
-        let writer = Writer { db, shared: shared.clone(), requests: queue, batch_size };
+        let log = match opts.sync_data {
+            // sled keeps its log in the file `db` of its directory.
+            true => Some(Arc::new(File::open(dir.join("db")).map_err(|e| open_error(sled::Error::Io(e)))?)),
+            false => None,
+        };
+        let writer = Writer { db, log, shared: shared.clone(), requests: queue, batch_size };
         spawn(writer.run()).map_err(|e| open_error(sled::Error::Io(e)))?;
         Ok(Arc::new(SledStore { shared, requests }))
     }

@@ -5,6 +5,7 @@
 //! While a group is being flushed the next transactions wait in the queue, so the
 //! busier the store, the larger the groups and the fewer flushes per transaction.
 
+use std::fs::File;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +29,8 @@ pub enum Request {
 
 pub struct Writer {
     pub db: sled::Db,
+    /// sled's log file, synced with `fdatasync` after each flush when set.
+    pub log: Option<Arc<File>>,
     pub shared: Arc<Shared>,
     pub requests: mpsc::Receiver<Request>,
     /// The most transactions in one group commit.
@@ -100,13 +103,13 @@ impl Writer {
                 }
             }
             batch.insert(record::REVISION_KEY, &record::encode_revision(group.revision));
-            let db = self.db.clone();
-            tokio::task::spawn_blocking(move || durably_apply(&db, batch)).await.map_err(|join| {
-                StorageError::Backend {
+            let (db, log) = (self.db.clone(), self.log.clone());
+            tokio::task::spawn_blocking(move || durably_apply(&db, log.as_deref(), batch)).await.map_err(
+                |join| StorageError::Backend {
                     doing: "waiting for a group commit to reach the disk",
                     source: sled::Error::Io(std::io::Error::other(join.to_string())),
-                }
-            })??;
+                },
+            )??;
         }
         let results = std::mem::take(&mut group.results);
         self.shared.publish(group);
@@ -127,9 +130,18 @@ impl Writer {
     }
 }
 
-fn durably_apply(db: &sled::Db, batch: sled::Batch) -> Result<(), StorageError> {
+/// Applies a group's batch and makes it durable. sled's flush writes its log with
+/// `sync_file_range`, which survives a process kill but neither persists the file's
+/// size nor flushes the device cache; `fdatasync` on the log adds both.
+fn durably_apply(db: &sled::Db, log: Option<&File>, batch: sled::Batch) -> Result<(), StorageError> {
     db.apply_batch(batch).map_err(|source| StorageError::Backend { doing: "applying a group commit", source })?;
     db.flush().map_err(|source| StorageError::Backend { doing: "flushing a group commit to disk", source })?;
+    if let Some(log) = log {
+        log.sync_data().map_err(|e| StorageError::Backend {
+            doing: "syncing the store's log file to disk",
+            source: sled::Error::Io(e),
+        })?;
+    }
     Ok(())
 }
 
