@@ -50,6 +50,21 @@ async fn concurrent(store: &Arc<SledStore>, from: usize, count: usize, writers: 
     Ok(start.elapsed())
 }
 
+/// CPU time of the calling thread, from /proc (figures stay meaningful on a busy machine).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(stat.split(' ').next().and_then(|ns| ns.parse().ok()).unwrap_or(0))
+}
+
+/// CPU time (user + system) of the whole process, from /proc.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    Duration::from_millis(ticks * 10)
+}
+
 fn per_second(count: usize, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64()
 }
@@ -59,24 +74,39 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = SledStore::open(dir.path(), SledOptions::default())?;
 
+    let cpu = process_cpu();
     let took = sequential(&store, 0, 1_000).await?;
-    println!("sequential txns:      {:>8.0} txn/s  (1,000 in {took:?})", per_second(1_000, took));
+    let cpu_per_txn = (process_cpu() - cpu) / 1_000;
+    println!("sequential:             {:>6.0} txn/s, {cpu_per_txn:?} CPU/txn", per_second(1_000, took));
 
-    let took = concurrent(&store, 1_000, 10_000, 10).await?;
-    println!("10 concurrent writers: {:>7.0} txn/s  (10,000 in {took:?})", per_second(10_000, took));
-
-    let took = concurrent(&store, 11_000, 10_000, 100).await?;
-    println!("100 concurrent writers: {:>6.0} txn/s  (10,000 in {took:?})", per_second(10_000, took));
+    for (from, writers) in [(1_000, 10), (11_000, 100)] {
+        let (cpu, flushes) = (process_cpu(), store.stats().flushes);
+        let took = concurrent(&store, from, 10_000, writers).await?;
+        let cpu_per_txn = (process_cpu() - cpu) / 10_000;
+        let group = 10_000.0 / (store.stats().flushes - flushes).max(1) as f64;
+        println!(
+            "{writers:>3} concurrent writers: {:>6.0} txn/s, {cpu_per_txn:?} CPU/txn, {group:.1} txns per flush",
+            per_second(10_000, took)
+        );
+    }
 
     let mut samples = Vec::new();
-    for _ in 0..50 {
-        let start = Instant::now();
+    let mut cpu_samples = Vec::new();
+    for _ in 0..100 {
+        let (start, cpu) = (Instant::now(), thread_cpu());
+        // The range runs without yielding, so the thread's CPU time is its cost.
         let listed = store.range("/core/services/default/svc-00", None, 0).await?;
+        cpu_samples.push(thread_cpu() - cpu);
         samples.push(start.elapsed());
         ensure!(listed.kvs.len() == 10_000, "listed {}", listed.kvs.len());
     }
     samples.sort_unstable();
-    println!("range of 10,000 keys: p50 {:?}, p99 {:?}", samples[samples.len() / 2], samples[samples.len() * 99 / 100]);
+    cpu_samples.sort_unstable();
+    let (p50, p99) = (samples.len() / 2, samples.len() * 99 / 100);
+    println!(
+        "range of 10,000 keys:   p50 {:?}, p99 {:?} (CPU p50 {:?}, p99 {:?})",
+        samples[p50], samples[p99], cpu_samples[p50], cpu_samples[p99]
+    );
     store.close().await;
     Ok(())
 }

@@ -58,6 +58,18 @@ impl Default for SledOptions {
     }
 }
 
+/// Counters of a [`SledStore`] since it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SledStats {
+    /// Transactions answered (succeeded or not).
+    pub transactions: u64,
+    /// Group commits written and flushed to disk; `transactions / flushes` is the
+    /// average group size.
+    pub flushes: u64,
+    /// Keys stored now.
+    pub keys: usize,
+}
+
 /// The sled-backed store. Opened with [`SledStore::open`]; closing (or dropping
 /// every handle) stops the writer and releases the database.
 pub struct SledStore {
@@ -105,6 +117,12 @@ impl SledStore {
             // An error means the writer already stopped, which is what was asked.
             let _ = done.await;
         }
+    }
+
+    /// Counters of the writer, e.g. for metrics.
+    pub fn stats(&self) -> SledStats {
+        let (transactions, flushes) = self.shared.counts();
+        SledStats { transactions, flushes, keys: self.len() }
     }
 
     /// The number of keys stored.
