@@ -112,6 +112,14 @@ async fn concurrent_writers_get_contiguous_revisions() -> Result<()> {
     assert_eq!(revisions, expected, "every successful txn took the next revision, none twice");
     assert_eq!(store.revision(), (writers * per_writer) as i64);
     assert_eq!(store.len(), writers * per_writer);
+    let stats = store.stats();
+    assert_eq!(stats.transactions, 2 * (writers * per_writer) as u64);
+    assert!(
+        stats.flushes * 2 < (writers * per_writer) as u64,
+        "group commit: {} flushes for {} writing txns",
+        stats.flushes,
+        writers * per_writer
+    );
     Ok(())
 }
 
@@ -232,6 +240,29 @@ async fn ranges_see_whole_transactions_at_their_revision() -> Result<()> {
         assert!(checks > 0);
     }
     assert_eq!(store.range("/seq/", None, 0).await?.kvs.len(), 800);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_size_of_one_flushes_every_writing_txn() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open(dir.path(), SledOptions { batch_size: 1, ..SledOptions::default() })?;
+    let mut tasks = Vec::new();
+    for w in 0..5 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                store.txn(create(&format!("/b/{w}-{i}"), "v")).await?;
+                store.txn(create(&format!("/b/{w}-{i}"), "again")).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let stats = store.stats();
+    assert_eq!((stats.transactions, stats.flushes, stats.keys), (100, 50, 50), "failed txns write nothing");
     Ok(())
 }
 

@@ -1,12 +1,15 @@
 //! [`SledStore`]: the embedded [`Store`] backend, durable in sled.
 //!
-//! - Reads come from an in-memory [`index`] of the current keys, updated only when a
+//! - Reads come from an in-memory `index` of the current keys, updated only when a
 //!   group commit is durable, so a read never sees half a transaction, a mix of
 //!   revisions, or a write that a crash could still lose.
-//! - Writes go through one [`writer`] task: group commit, one sled batch (keys and
-//!   the store revision together, see [`record`]) and one flush per group.
-//! - Watches replay the bounded [`history`] and then follow the live broadcast
-//!   ([`watch`]), both kept in the shared [`state`].
+//! - Writes go through one `writer` task: group commit, one sled batch (keys and
+//!   the store revision together, see `record`) and one flush per group.
+//! - Watches replay the bounded `history` and then follow the live broadcast
+//!   (`watch`), both kept in the shared `state`.
+//!
+//! Every current value is held in memory (the index) besides sled's own cache:
+//! memory grows with the data, which suits the object counts of a small cluster.
 
 mod group;
 mod history;
@@ -58,8 +61,21 @@ impl Default for SledOptions {
     }
 }
 
-/// The sled-backed store. Opened with [`SledStore::open`]; closing (or dropping
-/// every handle) stops the writer and releases the database.
+/// Counters of a [`SledStore`] since it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SledStats {
+    /// Transactions answered (succeeded or not).
+    pub transactions: u64,
+    /// Group commits written and flushed to disk; `transactions / flushes` is the
+    /// average group size.
+    pub flushes: u64,
+    /// Keys stored now.
+    pub keys: usize,
+}
+
+/// The sled-backed store. Opened with [`SledStore::open`]; [`SledStore::close`]
+/// stops the writer and releases the database (dropping every handle does too, but
+/// without waiting, so reopen the directory only after `close`).
 pub struct SledStore {
     shared: Arc<Shared>,
     requests: mpsc::Sender<Request>,
@@ -105,6 +121,12 @@ impl SledStore {
             // An error means the writer already stopped, which is what was asked.
             let _ = done.await;
         }
+    }
+
+    /// Counters of the writer, e.g. for metrics.
+    pub fn stats(&self) -> SledStats {
+        let (transactions, flushes) = self.shared.counts();
+        SledStats { transactions, flushes, keys: self.len() }
     }
 
     /// The number of keys stored.

@@ -6,7 +6,7 @@
 //! subscribes to the broadcast at exactly the revision its history replay ends at,
 //! so it sees no gap and no duplicate.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::broadcast;
@@ -32,6 +32,9 @@ pub struct Shared {
     state: RwLock<State>,
     /// The revision of the last published group commit (readable without the lock).
     revision: AtomicI64,
+    /// Transactions answered, and flushes (group commits that wrote) made for them.
+    transactions: AtomicU64,
+    flushes: AtomicU64,
 }
 
 impl Shared {
@@ -41,6 +44,8 @@ impl Shared {
         Shared {
             state: RwLock::new(State { index, history: History::new(history_len, revision), live: Some(live) }),
             revision: AtomicI64::new(revision),
+            transactions: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
         }
     }
 
@@ -60,6 +65,17 @@ impl Shared {
 
     pub fn oldest_watchable(&self) -> Revision {
         self.read().history.oldest()
+    }
+
+    /// Counts a group commit of `transactions`, flushed or not.
+    pub fn count(&self, transactions: usize, flushed: bool) {
+        self.transactions.fetch_add(transactions as u64, Ordering::Relaxed);
+        self.flushes.fetch_add(u64::from(flushed), Ordering::Relaxed);
+    }
+
+    /// (transactions answered, flushes made).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.transactions.load(Ordering::Relaxed), self.flushes.load(Ordering::Relaxed))
     }
 
     /// Makes a durable group commit visible: to reads, to the history, to live

@@ -82,6 +82,9 @@ impl Writer {
             if failed || !closing.is_empty() {
                 break;
             }
+            // Let the callers just answered queue their next transactions, so they
+            // join the next group instead of waiting one more flush.
+            tokio::task::yield_now().await;
         }
         self.shutdown(closing);
     }
@@ -112,6 +115,7 @@ impl Writer {
             )??;
         }
         let results = std::mem::take(&mut group.results);
+        self.shared.count(txns.len(), group.has_writes());
         self.shared.publish(group);
         Ok(results)
     }
