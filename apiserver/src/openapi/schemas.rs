@@ -262,6 +262,19 @@ mod tests {
     }
 
     #[test]
+    fn field_descriptions_come_from_the_schemas() {
+        let d = field_description("io.k8s.api.core.v1.ServiceSpec", "clusterIP").unwrap_or_default();
+        assert!(d.starts_with("clusterIP is the IP address of the service"), "{d}");
+        assert!(field_description("io.k8s.api.apps.v1.DeploymentStatus", "updatedReplicas").is_some());
+        assert!(field_description("io.k8s.api.core.v1.ServiceSpec", "nosuchfield").is_none());
+        let defs = core();
+        assert_eq!(
+            defs[WATCH_EVENT]["x-kubernetes-group-version-kind"][0],
+            json!({"group": "", "kind": "WatchEvent", "version": "v1"})
+        );
+    }
+
+    #[test]
     fn apps_strategy_retains_keys() {
         let rs: Vec<&'static ResourceInfo> = RESOURCES.iter().filter(|r| r.group == "apps").collect();
         let defs = components(&rs);

@@ -13,6 +13,9 @@ use serde_json::{json, Map, Value};
 
 use crate::resources::{self, ResourceInfo, RESOURCES, VERBS};
 
+#[cfg(test)]
+mod kubectl_tests;
+
 /// The Kubernetes minor version knet speaks.
 pub const KUBE_MINOR: &str = "34";
 
@@ -474,6 +477,25 @@ mod tests {
         for short in ["svc", "ep", "po", "no", "ns", "deploy", "rs", "rc", "netpol", "ing", "cm"] {
             assert!(seen.iter().any(|s| s == short), "{short} not discoverable");
         }
+    }
+
+    #[test]
+    fn unaggregated_documents_decode_as_kubernetes_types() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIGroupList, APIResourceList, APIVersions};
+        let _: APIVersions = serde_json::from_value(core_versions("127.0.0.1:6443")).expect("APIVersions");
+        let groups: APIGroupList = serde_json::from_value(group_list()).expect("APIGroupList");
+        assert_eq!(groups.groups.len(), resources::groups().len());
+        for g in resources::groups() {
+            let group: APIGroup = serde_json::from_value(group(g).unwrap_or_default()).expect("APIGroup");
+            for v in group.versions {
+                let (gname, version) = v.group_version.split_once('/').unwrap_or_default();
+                let list: APIResourceList =
+                    serde_json::from_value(resource_list(gname, version).unwrap_or_default()).expect("APIResourceList");
+                assert!(!list.resources.is_empty());
+            }
+        }
+        let core: APIResourceList = serde_json::from_value(resource_list("", "v1").unwrap_or_default()).expect("core");
+        assert!(core.resources.iter().any(|r| r.name == "services" && r.short_names == Some(vec!["svc".into()])));
     }
 
     #[test]
