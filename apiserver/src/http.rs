@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::registry::strategy::Part;
 use crate::registry::{DeleteOptions, ListOptions, PatchType, Registry, WatchEvent, WatchEventType, WriteOptions};
 use crate::resources::{self, ResourceInfo};
-use crate::tables::{self, IncludeObject};
+use crate::tables::{self, IncludeObject, TableOptions};
 use crate::{discovery, openapi};
 
 /// The largest request body accepted (kube-apiserver's limit).
@@ -45,7 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api", get(api_root))
         .route("/apis", get(apis_root))
-        .route("/openapi/v2", get(|| async { raw_json(openapi::v2_document()) }))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(|| async { json_response(StatusCode::OK, &openapi::v3_root()) }))
         .route("/openapi/v3/{*path}", get(openapi_v3))
         .fallback(resource_handler)
@@ -83,58 +83,59 @@ fn accept(headers: &HeaderMap) -> String {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
 }
 
-/// Does the Accept header ask for aggregated discovery?
-fn wants_aggregated(headers: &HeaderMap) -> Option<&'static str> {
-    let a = accept(headers);
-    for part in a.split(',') {
-        let p = part.replace(' ', "");
-        if p.contains("as=APIGroupDiscoveryList") && p.contains("g=apidiscovery.k8s.io") {
-            if p.contains("v=v2beta1") {
-                return Some("v2beta1");
-            }
-            if p.contains("v=v2") {
-                return Some("v2");
-            }
-        }
-        if p.starts_with("application/json") && !p.contains("as=") {
-            return None;
-        }
-    }
-    None
-}
-
-fn aggregated_response(core: bool, version: &str) -> Response {
-    let mut doc = discovery::aggregated(core);
-    doc["apiVersion"] = json!(format!("apidiscovery.k8s.io/{version}"));
-    let body = serde_json::to_vec(&doc).unwrap_or_default();
+fn discovery_response(headers: &HeaderMap, core: bool, server_address: &str) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let Some(form) = discovery::negotiate(accept) else {
+        return ApiError::NotAcceptable(format!(
+            "{}, {}, {}",
+            discovery::CONTENT_TYPE_V2,
+            discovery::CONTENT_TYPE_V2BETA1,
+            discovery::CONTENT_TYPE_JSON
+        ))
+        .into_response();
+    };
+    let doc = match form {
+        discovery::DiscoveryForm::Unaggregated if core => discovery::core_versions(server_address),
+        discovery::DiscoveryForm::Unaggregated => discovery::group_list(),
+        f => discovery::aggregated_as(core, f),
+    };
     Response::builder()
-        .header(
-            header::CONTENT_TYPE,
-            format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"),
-        )
+        .header(header::CONTENT_TYPE, form.content_type())
         .header(header::VARY, "Accept")
-        .body(Body::from(body))
+        .body(Body::from(serde_json::to_vec(&doc).unwrap_or_default()))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 async fn api_root(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    match wants_aggregated(&headers) {
-        Some(v) => aggregated_response(true, v),
-        None => json_response(StatusCode::OK, &discovery::core_versions(&st.server_address)),
-    }
+    discovery_response(&headers, true, &st.server_address)
 }
 
-async fn apis_root(headers: HeaderMap) -> Response {
-    match wants_aggregated(&headers) {
-        Some(v) => aggregated_response(false, v),
-        None => json_response(StatusCode::OK, &discovery::group_list()),
+async fn apis_root(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    discovery_response(&headers, false, &st.server_address)
+}
+
+async fn openapi_v2(headers: HeaderMap) -> Response {
+    let accept = accept(&headers);
+    let json_ok = accept.is_empty() || accept.split(',').any(|p| {
+        let p = p.trim();
+        p.starts_with("application/json") || p.starts_with("*/*")
+    });
+    if !json_ok {
+        return ApiError::NotAcceptable("application/json".into()).into_response();
     }
+    raw_json(openapi::v2_document())
 }
 
 async fn openapi_v3(axum::extract::Path(path): axum::extract::Path<String>) -> Response {
-    match openapi::v3_document(&path) {
-        Some(b) => raw_json(b),
-        None => ApiError::NoSuchPath.into_response(),
+    match (openapi::v3_document(&path), openapi::v3_hash(&path)) {
+        (Some(b), Some(hash)) => Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ETAG, format!("\"{hash}\""))
+            .header(header::CACHE_CONTROL, "public, immutable")
+            .body(Body::from(b))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        (Some(b), None) => raw_json(b),
+        _ => ApiError::NoSuchPath.into_response(),
     }
 }
 
@@ -280,20 +281,22 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
 enum Shape {
     Json,
     Yaml,
-    Table(IncludeObject),
+    Table(TableOptions),
     PartialMetadata,
 }
 
-fn shape(headers: &HeaderMap, q: &[(String, String)]) -> Shape {
-    let include = match q.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.as_str()) {
-        Some("None") => IncludeObject::None,
-        Some("Object") => IncludeObject::Object,
-        _ => IncludeObject::Metadata,
-    };
+fn shape(headers: &HeaderMap, q: &[(String, String)]) -> Result<Shape, ApiError> {
+    let include = IncludeObject::parse(q.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.as_str()))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let no_headers = q.iter().any(|(k, v)| k == "noHeaders" && v == "true");
+    Ok(shape_of(headers, TableOptions { include, no_headers }))
+}
+
+fn shape_of(headers: &HeaderMap, topts: TableOptions) -> Shape {
     for part in accept(headers).split(',') {
         let p = part.replace(' ', "");
         if p.contains("as=Table") && p.contains("g=meta.k8s.io") {
-            return Shape::Table(include);
+            return Shape::Table(topts);
         }
         if p.contains("as=PartialObjectMetadata") && p.contains("g=meta.k8s.io") {
             return Shape::PartialMetadata;
@@ -421,7 +424,7 @@ async fn serve(
     let reg = &st.registry;
     let res = t.res;
     let ns = t.namespace.as_deref();
-    let shape = shape(headers, q);
+    let shape = shape(headers, q)?;
     match (method.clone(), t.name.as_deref(), t.sub.as_deref()) {
         (Method::GET, None, None) if watch => {
             let opts = ListOptions::from_query(q)?;
@@ -465,7 +468,12 @@ async fn serve(
         }
         (Method::GET, Some(name), Some("scale")) => {
             let scale = reg.get_scale(res, ns, name).await?;
-            Ok(encode_value(plain(shape), StatusCode::OK, &scale, &[]))
+            Ok(match shape {
+                Shape::Table(topts) => {
+                    encode_value(Shape::Json, StatusCode::OK, &tables::scale_table(&scale, topts, jiff::Timestamp::now()), &[])
+                }
+                s => encode_value(plain(s), StatusCode::OK, &scale, &[]),
+            })
         }
         (Method::POST, None, None) => {
             if res.namespaced && ns.is_none() {

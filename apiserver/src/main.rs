@@ -171,6 +171,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
     });
     alloc.load(store.as_ref()).await.context("loading allocations")?;
     let registry = Arc::new(Registry::new(store.clone(), alloc));
+    // Build the OpenAPI documents now rather than on kubectl's first request.
+    tokio::task::spawn_blocking(knet_apiserver::openapi::prepare);
 
     let url_host = if advertise.is_ipv6() { format!("[{advertise}]") } else { advertise.to_string() };
     let server_url = format!("https://{url_host}:{}", a.secure_port);
