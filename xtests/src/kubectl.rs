@@ -6,15 +6,13 @@
 //! discovery cache goes to the server's data directory (`KUBECACHEDIR`), and the user's kuberc is ignored
 //! (`KUBERC=off`), so nothing outside the test changes what kubectl does.
 
-use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 
 use crate::apiserver::ApiServer;
 use crate::process;
@@ -108,9 +106,12 @@ impl KubectlOutput {
     }
 }
 
-/// A kubectl bound to one API server's kubeconfig.
+/// A kubectl bound to one API server's kubeconfig. Commands run synchronously (the server is another
+/// process, so blocking the test's thread is fine).
 #[derive(Debug, Clone)]
 pub struct Kubectl {
+    /// A binary chosen with [`Kubectl::with_binary`]; else [`kubectl_binary`].
+    bin: Option<PathBuf>,
     kubeconfig: PathBuf,
     cache_dir: PathBuf,
     timeout: Duration,
@@ -123,7 +124,19 @@ pub fn kubectl(api: &ApiServer) -> Kubectl {
 
 impl Kubectl {
     pub fn new(kubeconfig: &Path, cache_dir: &Path) -> Kubectl {
-        Kubectl { kubeconfig: kubeconfig.to_path_buf(), cache_dir: cache_dir.to_path_buf(), timeout: DEFAULT_TIMEOUT }
+        Kubectl {
+            bin: None,
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache_dir: cache_dir.to_path_buf(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Uses `bin` instead of the usual search; it must be kubectl v1.34.x too.
+    pub fn with_binary(mut self, bin: &Path) -> Result<Kubectl> {
+        check_version(bin)?;
+        self.bin = Some(bin.to_path_buf());
+        Ok(self)
     }
 
     /// How long one command may run before it is killed and reported as an error (default 60 s).
@@ -132,13 +145,12 @@ impl Kubectl {
         self
     }
 
-    fn command<I, S>(&self, args: I) -> Result<(Command, Vec<String>)>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let bin = kubectl_binary()?;
-        let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
+    fn command(&self, args: &[&str]) -> Result<(Command, Vec<String>)> {
+        let bin = match &self.bin {
+            Some(bin) => bin.clone(),
+            None => kubectl_binary()?,
+        };
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut cmd = Command::new(bin);
         cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -148,53 +160,51 @@ impl Kubectl {
             .env("KUBERC", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        process::kill_with_parent_tokio(&mut cmd);
+            .stderr(Stdio::piped());
         Ok((cmd, args))
     }
 
     /// Runs `kubectl --kubeconfig K <args>` and collects its output (a non-zero exit is not an error here;
     /// use [`KubectlOutput::ok`]).
-    pub async fn run<I, S>(&self, args: I) -> Result<KubectlOutput>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.run_inner(args, None).await
+    pub fn run(&self, args: &[&str]) -> Result<KubectlOutput> {
+        self.run_inner(args, None)
     }
 
     /// [`Kubectl::run`] with `stdin` fed to kubectl.
-    pub async fn run_with_stdin<I, S>(&self, args: I, stdin: &str) -> Result<KubectlOutput>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.run_inner(args, Some(stdin)).await
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Result<KubectlOutput> {
+        self.run_inner(args, Some(stdin))
     }
 
     /// `kubectl apply -f -` with `yaml` on stdin.
-    pub async fn apply_yaml(&self, yaml: &str) -> Result<KubectlOutput> {
-        self.run_with_stdin(["apply", "-f", "-"], yaml).await
+    pub fn apply_yaml(&self, yaml: &str) -> Result<KubectlOutput> {
+        self.run_with_stdin(&["apply", "-f", "-"], yaml)
     }
 
-    async fn run_inner<I, S>(&self, args: I, stdin: Option<&str>) -> Result<KubectlOutput>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
+    fn run_inner(&self, args: &[&str], stdin: Option<&str>) -> Result<KubectlOutput> {
         let (mut cmd, args) = self.command(args)?;
         if stdin.is_some() {
             cmd.stdin(Stdio::piped());
         }
-        let mut child = cmd.spawn().context("starting kubectl")?;
+        let mut child = process::spawn_long_lived(cmd).context("starting kubectl")?;
+        let pid = child.id();
+        // Feed stdin from its own thread so a kubectl that prints a lot before reading cannot deadlock us.
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes()).await.context("writing kubectl's stdin")?;
-            // Dropping the pipe closes it: kubectl sees end of input.
+            let input = input.to_string();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(input.as_bytes());
+                // Dropping the pipe closes it: kubectl sees the end of its input.
+            });
         }
-        let out = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(self.timeout) {
             Ok(out) => out.context("waiting for kubectl")?,
-            Err(_) => bail!("kubectl {} did not finish within {:?}", args.join(" "), self.timeout),
+            Err(_) => {
+                let _ = process::signal(pid, process::SIGKILL);
+                bail!("kubectl {} did not finish within {:?}", args.join(" "), self.timeout);
+            }
         };
         Ok(KubectlOutput {
             args,
@@ -206,16 +216,21 @@ impl Kubectl {
 
     /// Starts a long-running kubectl (e.g. `get svc -w`) whose stdout is read line by line; it is killed
     /// when the returned handle drops.
-    pub fn spawn<I, S>(&self, args: I) -> Result<KubectlProcess>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
+    pub fn spawn(&self, args: &[&str]) -> Result<KubectlProcess> {
         let (mut cmd, args) = self.command(args)?;
         cmd.stderr(Stdio::null());
-        let mut child = cmd.spawn().context("starting kubectl")?;
+        let mut child = process::spawn_long_lived(cmd).context("starting kubectl")?;
         let stdout = child.stdout.take().context("kubectl has no stdout pipe")?;
-        Ok(KubectlProcess { args, child, lines: BufReader::new(stdout).lines() })
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(KubectlProcess { args, child, lines })
     }
 }
 
@@ -223,26 +238,29 @@ impl Kubectl {
 pub struct KubectlProcess {
     args: Vec<String>,
     child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
+    lines: mpsc::Receiver<String>,
 }
 
 impl KubectlProcess {
     /// The next line kubectl prints, or `None` when it exited; an error after `timeout`.
-    pub async fn next_line(&mut self, timeout: Duration) -> Result<Option<String>> {
-        match tokio::time::timeout(timeout, self.lines.next_line()).await {
-            Ok(line) => line.context("reading kubectl's output"),
-            Err(_) => bail!("kubectl {} printed no line within {timeout:?}", self.args.join(" ")),
+    pub fn next_line(&mut self, timeout: Duration) -> Result<Option<String>> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => Ok(Some(line)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                bail!("kubectl {} printed no line within {timeout:?}", self.args.join(" "))
+            }
         }
     }
 
     /// Reads lines until one satisfies `pred` and returns it; an error if kubectl exits or `timeout` passes
     /// first (the error lists what was printed).
-    pub async fn wait_for_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Result<String> {
-        let deadline = tokio::time::Instant::now() + timeout;
+    pub fn wait_for_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next_line(left).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
                 Ok(Some(line)) if pred(&line) => return Ok(line),
                 Ok(Some(line)) => seen.push(line),
                 Ok(None) => bail!("kubectl {} exited; it printed:\n{}", self.args.join(" "), seen.join("\n")),
@@ -252,46 +270,103 @@ impl KubectlProcess {
     }
 
     /// Kills kubectl now.
-    pub async fn kill(&mut self) -> Result<()> {
-        self.child.kill().await.context("killing kubectl")
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for KubectlProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in kubectl: answers `version` like kubectl `minor`, otherwise runs `body` (sh).
+    fn fake_kubectl(dir: &Path, minor: &str, body: &str) -> PathBuf {
+        let path = dir.join("kubectl");
+        let script = format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = version ] && {{ echo '{{\"clientVersion\":{{\"major\":\"1\",\"minor\":\"{minor}\",\"gitVersion\":\"v1.{minor}.2\"}}}}'; exit 0; }}; done\n{body}\n"
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn fake(dir: &Path, body: &str) -> Kubectl {
+        let bin = fake_kubectl(dir, "34", body);
+        Kubectl::new(&dir.join("kc"), &dir.join("cache")).with_binary(&bin).unwrap()
+    }
 
     #[test]
     fn an_old_kubectl_is_refused_with_a_clear_message() {
         let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("kubectl");
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\necho '{\"clientVersion\":{\"major\":\"1\",\"minor\":\"32\",\"gitVersion\":\"v1.32.1\"}}'\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = check_version(&fake).unwrap_err().to_string();
-        assert!(err.contains("is kubectl v1.32.1, the tests need v1.34.x"), "{err}");
+        let bin = fake_kubectl(dir.path(), "32", "");
+        let err = check_version(&bin).unwrap_err().to_string();
+        assert!(err.contains("is kubectl v1.32.2, the tests need v1.34.x"), "{err}");
+        assert!(Kubectl::new(dir.path(), dir.path()).with_binary(&bin).is_err());
     }
 
     #[test]
     fn a_v1_34_kubectl_is_accepted() {
         let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("kubectl");
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\necho '{\"clientVersion\":{\"major\":\"1\",\"minor\":\"34\",\"gitVersion\":\"v1.34.2\"}}'\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(check_version(&fake).unwrap(), "v1.34.2");
+        assert_eq!(check_version(&fake_kubectl(dir.path(), "34", "")).unwrap(), "v1.34.2");
     }
 
     #[test]
-    fn a_broken_binary_is_an_error() {
+    fn a_missing_binary_is_an_error() {
         assert!(check_version(Path::new("/nonexistent/kubectl")).is_err());
+    }
+
+    #[test]
+    fn run_passes_kubeconfig_environment_and_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = fake(
+            dir.path(),
+            "echo \"args: $*\"; echo \"env: $KUBERC $KUBECACHEDIR ${KUBECONFIG:-unset}\"; cat; echo oops >&2; exit 3",
+        );
+        let out = k.apply_yaml("kind: Service\n").unwrap();
+        assert!(!out.success());
+        let kc = dir.path().join("kc");
+        let cache = dir.path().join("cache");
+        assert_eq!(
+            out.stdout,
+            format!(
+                "args: --kubeconfig {} apply -f -\nenv: off {} unset\nkind: Service\n",
+                kc.display(),
+                cache.display()
+            )
+        );
+        assert_eq!(out.stderr, "oops\n");
+        let err = out.ok().unwrap_err().to_string();
+        assert!(err.contains("kubectl apply -f - failed") && err.contains("oops"), "{err}");
+    }
+
+    #[test]
+    fn a_hung_kubectl_is_killed_after_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = fake(dir.path(), "exec sleep 30").with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let err = k.run(&["get", "pods"]).unwrap_err().to_string();
+        assert!(err.contains("did not finish within"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn spawned_kubectl_is_read_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = fake(dir.path(), "echo NAME; sleep 0.2; echo web 10.96.0.5; sleep 0.2; echo db 10.96.0.6");
+        let mut watch = k.spawn(&["get", "svc", "-w"]).unwrap();
+        assert_eq!(watch.next_line(Duration::from_secs(10)).unwrap().as_deref(), Some("NAME"));
+        let line = watch.wait_for_line(Duration::from_secs(10), |l| l.starts_with("db")).unwrap();
+        assert_eq!(line, "db 10.96.0.6");
+        assert_eq!(watch.next_line(Duration::from_secs(10)).unwrap(), None);
+        let err = k.spawn(&["x"]).unwrap().wait_for_line(Duration::from_secs(10), |l| l == "nope").unwrap_err();
+        assert!(format!("{err:#}").contains("web 10.96.0.5"), "{err:#}");
     }
 }

@@ -38,23 +38,6 @@ pub fn kill_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Same as [`kill_with_parent`] for tokio's command type.
-pub fn kill_with_parent_tokio(cmd: &mut tokio::process::Command) {
-    let parent = std::process::id() as c_int;
-    // SAFETY: as in `kill_with_parent`.
-    unsafe {
-        cmd.pre_exec(move || {
-            if prctl(PR_SET_PDEATHSIG, SIGKILL as c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if getppid() != parent {
-                return Err(io::Error::other("the test process exited while starting a child"));
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Sends `signal` to process `pid`.
 pub fn signal(pid: u32, signal: c_int) -> io::Result<()> {
     let pid = c_int::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;

@@ -36,7 +36,7 @@ async fn anonymous_health_and_version_401_elsewhere_and_kubectl_version() -> Res
     let list: Value = allowed.json().await?;
     assert_eq!(list["kind"], "NamespaceList");
 
-    let out = api.kubectl().run(["version"]).await?.ok()?;
+    let out = api.kubectl().run(&["version"])?.ok()?;
     assert!(out.stdout.contains("Client Version: v1.34."), "{}", out.stdout);
     assert!(out.stdout.contains(&format!("Server Version: {git_version}")), "{}", out.stdout);
     Ok(())
@@ -49,7 +49,7 @@ async fn kill9_and_restart_keep_the_data_dir_port_and_credentials() -> Result<()
     let token = api.admin_token()?;
     let ca = api.ca_pem()?;
 
-    api.kill9()?;
+    api.kill9();
     ensure!(api.pid().is_none());
     ensure!(api.http()?.get(format!("{}/readyz", api.url())).send().await.is_err(), "still serving after kill -9");
 
@@ -63,7 +63,7 @@ async fn kill9_and_restart_keep_the_data_dir_port_and_credentials() -> Result<()
 
     // A graceful restart works too.
     api.restart().await?;
-    assert_eq!(api.kubectl().run(["get", "--raw", "/readyz"]).await?.ok()?.stdout.trim(), "ok");
+    assert_eq!(api.kubectl().run(&["get", "--raw", "/readyz"])?.ok()?.stdout.trim(), "ok");
     Ok(())
 }
 
