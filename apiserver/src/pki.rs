@@ -67,6 +67,8 @@ pub enum PkiError {
     },
     #[error("invalid subject alternative name {0:?}: not an IP address or a DNS name")]
     InvalidSan(String),
+    #[error("no subject alternative names for the serving certificate")]
+    NoSans,
     #[error("{} exists but {} does not: restore it or remove both to make a new CA (every kubeconfig will then need the new CA)", .present.display(), .missing.display())]
     IncompleteCa { present: PathBuf, missing: PathBuf },
     #[error("reading PEM from {}: {detail}", .path.display())]
@@ -148,7 +150,27 @@ fn parse_names(sans: &[String]) -> Result<Vec<Name>, PkiError> {
             names.push(name);
         }
     }
+    // Without a name there is nothing to verify a certificate against.
+    if names.is_empty() {
+        return Err(PkiError::NoSans);
+    }
     Ok(names)
+}
+
+/// The names kube-apiserver's serving certificate carries: the bind address, loopback, the in-cluster
+/// names of the `kubernetes` Service under `cluster_domain` and its ClusterIP. Pass the result, plus any
+/// extra names (a node IP, a public name), to [`load_or_create`].
+pub fn apiserver_sans(bind_address: &str, kubernetes_service_ip: &str, cluster_domain: &str) -> Vec<String> {
+    vec![
+        bind_address.to_string(),
+        "127.0.0.1".into(),
+        "localhost".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        format!("kubernetes.default.svc.{cluster_domain}"),
+        kubernetes_service_ip.to_string(),
+    ]
 }
 
 /// Loads the CA and serving certificate from `data_dir`, making whatever is missing. The CA is made only when
@@ -334,7 +356,7 @@ mod tests {
     }
 
     fn default_sans() -> Vec<String> {
-        sans(&["127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc.cluster.local", "10.96.0.1", "0.0.0.0"])
+        apiserver_sans("0.0.0.0", "10.96.0.1", "cluster.local")
     }
 
     fn mode(path: &Path) -> u32 {
@@ -383,7 +405,14 @@ mod tests {
 
         let config = server_tls_config(&pki).unwrap();
         assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
-        for name in ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc.cluster.local", "10.96.0.1"] {
+        for name in [
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.1",
+        ] {
             let alpn = handshake(&pki.ca_cert_pem, server_tls_config(&pki).unwrap(), name).unwrap();
             assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "{name}");
         }
@@ -449,6 +478,7 @@ mod tests {
     #[test]
     fn names_are_checked_and_normalised() {
         assert!(matches!(parse_names(&sans(&["bad name!"])), Err(PkiError::InvalidSan(_))));
+        assert!(matches!(parse_names(&sans(&["", "0.0.0.0"])), Err(PkiError::NoSans)));
         let names = parse_names(&sans(&["", "::", "0.0.0.0", "LocalHost", "localhost", "::1"])).unwrap();
         assert_eq!(names, vec![Name::Dns("localhost".into()), Name::Ip("::1".parse().unwrap())]);
     }

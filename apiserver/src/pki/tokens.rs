@@ -159,6 +159,9 @@ pub fn add_user_to_file(path: &Path, user: &str, groups: &[String]) -> Result<St
         }
     }
 
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|e| PkiError::io("creating directory", dir, e))?;
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .append(true)
@@ -344,18 +347,19 @@ mod tests {
 
     #[test]
     fn first_start_makes_an_admin_and_later_starts_keep_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let auth = TokenAuthenticator::load_or_create(dir.path(), None).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("not-yet");
+        let auth = TokenAuthenticator::load_or_create(&dir, None).unwrap();
         let token = auth.token_for(ADMIN_USER).unwrap();
         let admin = auth.authenticate(&token).unwrap();
         assert_eq!(admin.username, "admin");
         assert_eq!(admin.groups, vec![MASTERS_GROUP.to_string(), AUTHENTICATED_GROUP.to_string()]);
         assert_eq!(auth.authenticate("wrong"), None);
-        let path = dir.path().join(TOKEN_FILE);
+        let path = dir.join(TOKEN_FILE);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
-        let again = TokenAuthenticator::load_or_create(dir.path(), None).unwrap();
+        let again = TokenAuthenticator::load_or_create(&dir, None).unwrap();
         assert_eq!(again.token_for(ADMIN_USER), Some(token));
         assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
