@@ -67,8 +67,6 @@ pub enum PkiError {
     },
     #[error("invalid subject alternative name {0:?}: not an IP address or a DNS name")]
     InvalidSan(String),
-    #[error("no subject alternative names for the serving certificate")]
-    NoSans,
     #[error("{} exists but {} does not: restore it or remove both to make a new CA (every kubeconfig will then need the new CA)", .present.display(), .missing.display())]
     IncompleteCa { present: PathBuf, missing: PathBuf },
     #[error("reading PEM from {}: {detail}", .path.display())]
@@ -150,10 +148,6 @@ fn parse_names(sans: &[String]) -> Result<Vec<Name>, PkiError> {
             names.push(name);
         }
     }
-    // Without a name there is nothing to verify a certificate against.
-    if names.is_empty() {
-        return Err(PkiError::NoSans);
-    }
     Ok(names)
 }
 
@@ -176,6 +170,9 @@ pub fn apiserver_sans(bind_address: &str, kubernetes_service_ip: &str, cluster_d
 /// Loads the CA and serving certificate from `data_dir`, making whatever is missing. The CA is made only when
 /// neither `ca.crt` nor `ca.key` exists; the serving certificate is re-issued when it does not verify against
 /// the CA for every name in `sans` 30 days from now, or its key does not match.
+///
+/// With no names (e.g. a command that only needs the CA to write a kubeconfig) the serving certificate is
+/// neither checked nor issued: it is returned as found, empty strings if there is none.
 pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Pki, PkiError> {
     let names = parse_names(sans)?;
     std::fs::create_dir_all(data_dir).map_err(|e| PkiError::io("creating data directory", data_dir, e))?;
@@ -189,6 +186,10 @@ pub fn load_or_create(data_dir: &Path, sans: &[String]) -> Result<Pki, PkiError>
         (Some(cert), Some(key)) => Some((cert, key)),
         _ => None,
     };
+    if names.is_empty() {
+        let (serving_cert_pem, serving_key_pem) = existing.unwrap_or_default();
+        return Ok(Pki { ca_cert_pem, serving_cert_pem, serving_key_pem, ca_cert_path, serving_cert_issued: false });
+    }
     if let Some((cert, key)) = existing {
         if serving_cert_usable(&ca_der, &cert, &key, &names, RENEW_BEFORE) {
             return Ok(Pki {
@@ -476,9 +477,22 @@ mod tests {
     }
 
     #[test]
+    fn no_names_loads_the_ca_and_leaves_the_serving_cert_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_only = load_or_create(dir.path(), &[]).unwrap();
+        assert!(!ca_only.serving_cert_issued);
+        assert!(ca_only.serving_cert_pem.is_empty());
+        assert!(!dir.path().join(SERVING_CERT_FILE).exists());
+        let served = load_or_create(dir.path(), &default_sans()).unwrap();
+        assert_eq!(served.ca_cert_pem, ca_only.ca_cert_pem);
+        let again = load_or_create(dir.path(), &[]).unwrap();
+        assert_eq!(again.serving_cert_pem, served.serving_cert_pem);
+        assert!(!again.serving_cert_issued);
+    }
+
+    #[test]
     fn names_are_checked_and_normalised() {
         assert!(matches!(parse_names(&sans(&["bad name!"])), Err(PkiError::InvalidSan(_))));
-        assert!(matches!(parse_names(&sans(&["", "0.0.0.0"])), Err(PkiError::NoSans)));
         let names = parse_names(&sans(&["", "::", "0.0.0.0", "LocalHost", "localhost", "::1"])).unwrap();
         assert_eq!(names, vec![Name::Dns("localhost".into()), Name::Ip("::1".parse().unwrap())]);
     }

@@ -83,7 +83,7 @@ impl TokenAuthenticator {
             return Self::load(path);
         }
         let path = data_dir.join(TOKEN_FILE);
-        add_user_to_file(&path, ADMIN_USER, &[MASTERS_GROUP.to_string()])?;
+        add_user_to_file(&path, ADMIN_USER, &[MASTERS_GROUP])?;
         Self::load(&path)
     }
 
@@ -140,12 +140,12 @@ impl TokenAuthenticator {
 
 /// Adds `user` with `groups` to `<data_dir>/tokens.csv` (made if missing) and returns its token; a user that
 /// already has a token keeps it (its groups are not changed).
-pub fn add_user(data_dir: &Path, user: &str, groups: &[String]) -> Result<String, PkiError> {
+pub fn add_user(data_dir: &Path, user: &str, groups: &[&str]) -> Result<String, PkiError> {
     add_user_to_file(&data_dir.join(TOKEN_FILE), user, groups)
 }
 
 /// [`add_user`] for a token file at any path.
-pub fn add_user_to_file(path: &Path, user: &str, groups: &[String]) -> Result<String, PkiError> {
+pub fn add_user_to_file(path: &Path, user: &str, groups: &[&str]) -> Result<String, PkiError> {
     let invalid = |detail: &str| PkiError::InvalidUser { user: user.to_string(), detail: detail.to_string() };
     if user.is_empty() {
         return Err(invalid("the user name is empty"));
@@ -153,7 +153,7 @@ pub fn add_user_to_file(path: &Path, user: &str, groups: &[String]) -> Result<St
     if user.chars().any(char::is_control) {
         return Err(invalid("the user name has control characters"));
     }
-    for group in groups {
+    for &group in groups {
         if group.is_empty() || group.contains(',') || group.chars().any(char::is_control) {
             return Err(invalid(&format!("invalid group name {group:?}: must be non-empty, without commas")));
         }
@@ -380,8 +380,7 @@ mod tests {
     fn add_user_appends_reuses_and_is_seen_without_restart() {
         let dir = tempfile::tempdir().unwrap();
         let auth = TokenAuthenticator::load_or_create(dir.path(), None).unwrap();
-        let groups = vec!["viewers".to_string(), "dev".to_string()];
-        let token = add_user(dir.path(), "bob, jr", &groups).unwrap();
+        let token = add_user(dir.path(), "bob, jr", &["viewers", "dev"]).unwrap();
         assert_eq!(add_user(dir.path(), "bob, jr", &[]).unwrap(), token);
         let bob = auth.authenticate(&token).unwrap();
         assert_eq!(bob.username, "bob, jr");
@@ -404,8 +403,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(add_user(dir.path(), "", &[]).is_err());
         assert!(add_user(dir.path(), "a\nb", &[]).is_err());
-        assert!(add_user(dir.path(), "ok", &["a,b".to_string()]).is_err());
-        assert!(add_user(dir.path(), "ok", &[String::new()]).is_err());
+        assert!(add_user(dir.path(), "ok", &["a,b"]).is_err());
+        assert!(add_user(dir.path(), "ok", &[""]).is_err());
     }
 
     #[test]
@@ -433,7 +432,8 @@ mod tests {
         #[test]
         fn written_records_read_back(user in "\\PC{1,20}", groups in proptest::collection::vec("[a-z:\"' -]{1,8}", 0..4)) {
             let dir = tempfile::tempdir().unwrap();
-            let token = add_user(dir.path(), &user, &groups).unwrap();
+            let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+            let token = add_user(dir.path(), &user, &group_refs).unwrap();
             let auth = TokenAuthenticator::load(&dir.path().join(TOKEN_FILE)).unwrap();
             let got = auth.authenticate(&token).unwrap();
             prop_assert_eq!(&got.username, &user);
