@@ -229,7 +229,8 @@ impl ApiServer {
         writeln!(log, "=== xtests: {} {}", self.bin.display(), args.join(" ")).context("writing the log")?;
         let stderr: File = log.try_clone().context("sharing the log file")?;
         let mut cmd = Command::new(&self.bin);
-        cmd.args(&args).stdin(Stdio::null()).stdout(log).stderr(stderr);
+        // The log is a file: no terminal colour codes in it.
+        cmd.args(&args).env("NO_COLOR", "1").stdin(Stdio::null()).stdout(log).stderr(stderr);
         let child = process::spawn_long_lived(cmd).with_context(|| format!("starting {}", self.bin.display()))?;
         self.child = Some(child);
         self.wait_ready().await.map_err(|e| {
