@@ -1,1 +1,22 @@
-//! (to be written)
+//! knet's integration test harness: start knet components from a test, drive them with the real kubectl and
+//! kube-rs, and tear everything down on drop (later issues extend it to whole labs).
+//!
+//! - [`ApiServer`]: a `knet-apiserver` process on a fresh data directory and a free 127.0.0.1 port.
+//! - [`kubectl()`]/[`Kubectl`]: the real kubectl v1.34 against it.
+//!
+//! Binaries are taken from the test executable's `target/<profile>/` directory (or `$KNET_BIN_DIR`), so
+//! build them before the tests: `scripts/test.sh` does.
+
+pub mod apiserver;
+pub mod kubectl;
+mod process;
+
+pub use apiserver::ApiServer;
+pub use kubectl::{kubectl, Kubectl, KubectlOutput, KubectlProcess};
+
+impl ApiServer {
+    /// A kubectl for this server's admin kubeconfig.
+    pub fn kubectl(&self) -> Kubectl {
+        kubectl(self)
+    }
+}
