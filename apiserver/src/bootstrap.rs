@@ -28,6 +28,10 @@ fn res(group: &str, plural: &str) -> Result<&'static ResourceInfo, ApiError> {
 }
 
 async fn ensure(reg: &Registry, r: &ResourceInfo, ns: Option<&str>, obj: Value) -> Result<(), ApiError> {
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if reg.store.get(&key(r, ns, name)).await?.is_some() {
+        return Ok(());
+    }
     match reg.create(r, ns, obj, &WriteOptions::default()).await {
         Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),

@@ -116,10 +116,11 @@ async fn apis_root(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 
 async fn openapi_v2(headers: HeaderMap) -> Response {
     let accept = accept(&headers);
-    let json_ok = accept.is_empty() || accept.split(',').any(|p| {
-        let p = p.trim();
-        p.starts_with("application/json") || p.starts_with("*/*")
-    });
+    let json_ok = accept.is_empty()
+        || accept.split(',').any(|p| {
+            let p = p.trim();
+            p.starts_with("application/json") || p.starts_with("*/*")
+        });
     if !json_ok {
         return ApiError::NotAcceptable("application/json".into()).into_response();
     }
@@ -337,13 +338,8 @@ fn encode_value(shape: Shape, code: StatusCode, v: &Value, warnings: &[String]) 
 fn object_response(shape: Shape, res: &ResourceInfo, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
     match shape {
         Shape::Table(inc) => {
-            let t = tables::table(
-                res,
-                std::slice::from_ref(obj),
-                json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")}),
-                inc,
-                false,
-            );
+            let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
+            let t = tables::table_with(res, std::slice::from_ref(obj), meta, inc, jiff::Timestamp::now());
             encode_value(Shape::Json, code, &t, warnings)
         }
         Shape::PartialMetadata => encode_value(Shape::Json, code, &partial_metadata(obj), warnings),
@@ -442,7 +438,7 @@ async fn serve(
                 Shape::Table(inc) => encode_value(
                     Shape::Json,
                     StatusCode::OK,
-                    &tables::table(res, &listing.items, meta, inc, false),
+                    &tables::table_with(res, &listing.items, meta, inc, jiff::Timestamp::now()),
                     &[],
                 ),
                 Shape::PartialMetadata => {
@@ -469,9 +465,12 @@ async fn serve(
         (Method::GET, Some(name), Some("scale")) => {
             let scale = reg.get_scale(res, ns, name).await?;
             Ok(match shape {
-                Shape::Table(topts) => {
-                    encode_value(Shape::Json, StatusCode::OK, &tables::scale_table(&scale, topts, jiff::Timestamp::now()), &[])
-                }
+                Shape::Table(topts) => encode_value(
+                    Shape::Json,
+                    StatusCode::OK,
+                    &tables::scale_table(&scale, topts, jiff::Timestamp::now()),
+                    &[],
+                ),
                 s => encode_value(plain(s), StatusCode::OK, &scale, &[]),
             })
         }
@@ -564,13 +563,8 @@ fn watch_response(
         let _keep = &guard;
         let object = match (shape, ev.kind) {
             (Shape::Table(inc), WatchEventType::Added | WatchEventType::Modified | WatchEventType::Deleted) => {
-                tables::table(
-                    res,
-                    std::slice::from_ref(&ev.object),
-                    json!({"resourceVersion": ev.object.pointer("/metadata/resourceVersion")}),
-                    inc,
-                    false,
-                )
+                let meta = json!({"resourceVersion": ev.object.pointer("/metadata/resourceVersion")});
+                tables::table_with(res, std::slice::from_ref(&ev.object), meta, inc, jiff::Timestamp::now())
             }
             (Shape::PartialMetadata, WatchEventType::Added | WatchEventType::Modified | WatchEventType::Deleted) => {
                 partial_metadata(&ev.object)

@@ -156,8 +156,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let pki = pki::load_or_create(&a.data_dir, &sans).context("setting up certificates")?;
     let tls = pki::server_tls_config(&pki).context("building the TLS configuration")?;
     let tokens = Arc::new(
-        pki::TokenAuthenticator::load_or_create(&a.data_dir, a.token_auth_file.as_deref())
-            .context("loading tokens")?,
+        pki::TokenAuthenticator::load_or_create(&a.data_dir, a.token_auth_file.as_deref()).context("loading tokens")?,
     );
 
     let store = SledStore::open(
@@ -205,9 +204,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
-    let server = tokio::spawn(
-        axum_server::bind_rustls(addr, tls).handle(handle.clone()).serve(app.into_make_service()),
-    );
+    let server =
+        tokio::spawn(axum_server::bind_rustls(addr, tls).handle(handle.clone()).serve(app.into_make_service()));
 
     Bootstrap { advertise_address: advertise, secure_port: a.secure_port, service_ip }
         .run(&registry)

@@ -11,7 +11,9 @@ use serde_json::json;
 use xtests::ApiServer;
 
 fn service(name: &str, spec: serde_json::Value) -> Result<Service> {
-    Ok(serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}))?)
+    Ok(serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}),
+    )?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +51,11 @@ async fn kubectl_shows_kube_apiserver_allocation_errors() -> Result<()> {
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: ip3\nspec:\n  clusterIP: 10.96.0.20\n  selector:\n    app: a\n  ports:\n  - port: 80\n",
     )?;
     assert!(!dup_ip.success());
-    assert!(dup_ip.stderr.contains("failed to allocate IP 10.96.0.20: provided IP is already allocated"), "{}", dup_ip.stderr);
+    assert!(
+        dup_ip.stderr.contains("failed to allocate IP 10.96.0.20: provided IP is already allocated"),
+        "{}",
+        dup_ip.stderr
+    );
     let out_of_range_port = kubectl.apply_yaml(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: np4\nspec:\n  type: NodePort\n  selector:\n    app: a\n  ports:\n  - port: 80\n    nodePort: 80\n",
     )?;

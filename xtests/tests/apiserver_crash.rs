@@ -48,7 +48,12 @@ async fn every_acknowledged_create_survives_kill_9() -> Result<()> {
     let list = api.list(&Default::default()).await?;
     let names: std::collections::HashSet<String> = list.items.iter().filter_map(|c| c.metadata.name.clone()).collect();
     let missing: Vec<&String> = acked.iter().map(|(n, _)| n).filter(|n| !names.contains(*n)).collect();
-    assert!(missing.is_empty(), "{} acknowledged creates lost after kill -9, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged creates lost after kill -9, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
 
     let max_rv = acked.iter().map(|(_, rv)| *rv).max().unwrap_or(0);
     let fresh: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "after-restart"}}))?;
