@@ -215,7 +215,7 @@ pub fn validate_secret(secret: &Secret, old: Option<&Secret>) -> Vec<FieldError>
     let mut errs = Vec::new();
     if let Some(old) = old {
         errs.extend(meta::validate_object_meta_update(&secret.metadata, &old.metadata, &Path::new("metadata")));
-        errs.extend(meta::immutable(&secret.type_, &old.type_, &Path::new("type")));
+        errs.extend(meta::immutable_str(&secret.type_, &old.type_, &Path::new("type")));
         if old.immutable == Some(true) {
             if secret.immutable != Some(true) {
                 errs.push(FieldError::forbidden(&Path::new("immutable"), "field is immutable when `immutable` is set"));

@@ -73,6 +73,16 @@ pub fn immutable<T: PartialEq + Serialize>(new: &T, old: &T, path: &Path) -> Vec
     }
 }
 
+/// `ValidateImmutableField` for a string field (unset is Go's `""`).
+pub fn immutable_str(new: &Option<String>, old: &Option<String>, path: &Path) -> Vec<FieldError> {
+    let (n, o) = (new.as_deref().unwrap_or(""), old.as_deref().unwrap_or(""));
+    if n == o {
+        Vec::new()
+    } else {
+        vec![FieldError::invalid(path, n, IMMUTABLE)]
+    }
+}
+
 /// A value as JSON for an error message (`null` if it cannot be encoded).
 pub fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
@@ -138,10 +148,10 @@ pub fn validate_object_meta_update(new: &ObjectMeta, old: &ObjectMeta, path: &Pa
             ));
         }
     }
-    errs.extend(immutable(&new.name, &old.name, &path.child("name")));
-    errs.extend(immutable(&new.namespace, &old.namespace, &path.child("namespace")));
+    errs.extend(immutable_str(&new.name, &old.name, &path.child("name")));
+    errs.extend(immutable_str(&new.namespace, &old.namespace, &path.child("namespace")));
     if new.uid.as_deref().is_some_and(|u| !u.is_empty()) {
-        errs.extend(immutable(&new.uid, &old.uid, &path.child("uid")));
+        errs.extend(immutable_str(&new.uid, &old.uid, &path.child("uid")));
     }
     errs.extend(validate_labels(new.labels.as_ref(), &path.child("labels")));
     errs.extend(validate_annotations(new.annotations.as_ref(), &path.child("annotations")));

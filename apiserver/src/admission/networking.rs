@@ -367,7 +367,7 @@ pub fn validate_ingress_class(ic: &IngressClass, old: Option<&IngressClass>) -> 
     if let Some(old) = old {
         errs.extend(meta::validate_object_meta_update(&ic.metadata, &old.metadata, &meta_path));
         let old_controller = old.spec.as_ref().and_then(|sp| sp.controller.clone());
-        errs.extend(meta::immutable(&spec.controller, &old_controller, &path.child("controller")));
+        errs.extend(meta::immutable_str(&spec.controller, &old_controller, &path.child("controller")));
     }
     errs.extend(meta::validate_object_meta(&ic.metadata, false, v::name_is_dns_subdomain, &meta_path));
     let controller = s(&spec.controller);
