@@ -638,4 +638,54 @@ mod tests {
         assert!(is_wildcard_dns1123_subdomain("*.example.com").is_empty());
         assert_eq!(is_wildcard_dns1123_subdomain("*example.com").len(), 1);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn generated_labels_are_valid(s in "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?") {
+                prop_assert!(is_dns1123_label(&s).is_empty());
+                prop_assert!(is_dns1123_subdomain(&s).is_empty());
+                prop_assert!(is_valid_label_value(&s).is_empty());
+                prop_assert!(is_qualified_name(&s).is_empty());
+            }
+
+            #[test]
+            fn uppercase_is_never_a_dns_name(s in "[a-z]{0,5}[A-Z][a-z]{0,5}") {
+                prop_assert_eq!(is_dns1123_label(&s).len(), 1);
+                prop_assert_eq!(is_dns1123_subdomain(&s).len(), 1);
+                prop_assert_eq!(is_dns1035_label(&s).len(), 1);
+            }
+
+            #[test]
+            fn label_values(s in "([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]") {
+                prop_assert!(is_valid_label_value(&s).is_empty());
+                let too_long = s.clone() + &"a".repeat(64);
+                prop_assert!(!is_valid_label_value(&too_long).is_empty());
+            }
+
+            #[test]
+            fn ips_round_trip(v4 in any::<[u8; 4]>(), v6 in any::<[u16; 8]>()) {
+                let a = Ipv4Addr::from(v4);
+                prop_assert_eq!(parse_ip_sloppy(&a.to_string()), Some(IpAddr::V4(a)));
+                let b = Ipv6Addr::from(v6);
+                prop_assert_eq!(parse_ip_sloppy(&b.to_string()), Some(IpAddr::V6(b)));
+                let cidr = format!("{a}/24");
+                prop_assert!(is_valid_cidr(&cidr).is_empty());
+            }
+
+            #[test]
+            fn validators_never_panic(s in "\\PC{0,80}") {
+                let _ = (is_qualified_name(&s), is_valid_port_name(&s), is_config_map_key(&s), is_env_var_name(&s));
+                let _ = (parse_cidr_sloppy(&s), non_special_ip_errors(&s), mask_trailing_dash(&s), is_percent(&s));
+                let _ = name_is_dns_subdomain(&s, true);
+            }
+        }
+
+        fn is_percent(s: &str) -> Vec<String> {
+            is_valid_percent(s)
+        }
+    }
 }

@@ -158,7 +158,11 @@ fn validate_slice_endpoints(endpoints: &[Endpoint], address_type: &str, cfg: &Ad
             let format = match address_type {
                 "IPv4" => meta::each(&ap, addr.as_str(), v::is_valid_ipv4_address(addr)),
                 "IPv6" => meta::each(&ap, addr.as_str(), v::is_valid_ipv6_address(addr)),
-                "IP" => meta::ip(addr, &ap),
+                // The deprecated "IP" type (kept on update) only checks the format.
+                "IP" => {
+                    errs.extend(meta::ip(addr, &ap));
+                    continue;
+                }
                 "FQDN" => {
                     errs.extend(fully_qualified_domain_name(addr, &ap));
                     continue;

@@ -24,8 +24,6 @@ const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
 const DEFAULT_VOLUME_MODE: i32 = 0o644;
 /// Env `fieldRef` paths a container may read.
 const ENV_FIELD_PATHS: &[&str] = &[
-    "metadata.annotations",
-    "metadata.labels",
     "metadata.name",
     "metadata.namespace",
     "metadata.uid",
@@ -379,6 +377,10 @@ fn validate_containers(containers: &[Container], volumes: &BTreeSet<String>, pat
         ] {
             if let Some(probe) = probe {
                 errs.extend(validate_probe(probe, &p.child(name)));
+                let threshold = probe.success_threshold.unwrap_or(0);
+                if name != "readinessProbe" && threshold != 1 {
+                    errs.push(FieldError::invalid(&p.child(name).child("successThreshold"), threshold, "must be 1"));
+                }
             }
         }
         if c.restart_policy.is_some() {
@@ -540,26 +542,28 @@ fn validate_env(vars: &[EnvVar], path: &Path) -> Vec<FieldError> {
             from.secret_key_ref.is_some(),
             from.file_key_ref.is_some(),
         ];
-        match sources.iter().filter(|x| **x).count() {
-            0 => errs.push(FieldError::invalid(
-                &from_path,
-                "",
-                "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef`, `secretKeyRef` or `fileKeyRef`",
-            )),
-            1 => {}
-            _ => errs.push(FieldError::invalid(&from_path, "", "may not have more than one field specified at a time")),
-        }
-        if !s(&ev.value).is_empty() {
-            errs.push(FieldError::invalid(&from_path, "", "may not be specified when `value` is not empty"));
-        }
         if let Some(field) = &from.field_ref {
             let fp = from_path.child("fieldRef").child("fieldPath");
-            let base = field.field_path.split_once('[').map_or(field.field_path.as_str(), |(b, _)| b);
+            let subscripted = ["metadata.labels[", "metadata.annotations["]
+                .iter()
+                .any(|prefix| field.field_path.starts_with(prefix) && field.field_path.ends_with(']'));
             if field.field_path.is_empty() {
                 errs.push(FieldError::required(&fp, ""));
-            } else if !ENV_FIELD_PATHS.contains(&base) {
+            } else if !subscripted && !ENV_FIELD_PATHS.contains(&field.field_path.as_str()) {
                 errs.push(FieldError::not_supported(&fp, field.field_path.as_str(), ENV_FIELD_PATHS));
             }
+        }
+        let count = sources.iter().filter(|x| **x).count();
+        if count == 0 {
+            errs.push(FieldError::invalid(
+                &from_path,
+                "",
+                "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+            ));
+        } else if !s(&ev.value).is_empty() {
+            errs.push(FieldError::invalid(&from_path, "", "may not be specified when `value` is not empty"));
+        } else if count > 1 {
+            errs.push(FieldError::invalid(&from_path, "", "may not have more than one field specified at a time"));
         }
     }
     errs
