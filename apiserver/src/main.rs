@@ -164,6 +164,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
         SledOptions { history_len: a.watch_history, ..SledOptions::default() },
     )
     .context("opening the store")?;
+    knet_apiserver::admission::configure(knet_apiserver::admission::AdmissionConfig {
+        service_cidrs: vec![a.service_cluster_ip_range],
+    });
     let alloc = Allocator::new(AllocConfig {
         service_cidr: a.service_cluster_ip_range,
         node_ports: parse_port_range(&a.service_node_port_range)?,

@@ -45,9 +45,9 @@ fn arb_json() -> impl Strategy<Value = Value> {
 
 /// Bodies shaped like objects, with a plausible name so they get deep into admission.
 fn arb_object() -> impl Strategy<Value = Value> {
-    (arb_json(), arb_json(), "[a-z][a-z0-9-]{0,8}").prop_map(|(spec, extra, name)| {
-        json!({"metadata": {"name": name, "labels": {"app": "x"}}, "spec": spec, "extra": extra})
-    })
+    (arb_json(), arb_json(), "[a-z][a-z0-9-]{0,8}").prop_map(
+        |(spec, extra, name)| json!({"metadata": {"name": name, "labels": {"app": "x"}}, "spec": spec, "extra": extra}),
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {

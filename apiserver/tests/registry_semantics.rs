@@ -99,7 +99,8 @@ async fn create_get_conflict_and_update() {
 #[tokio::test]
 async fn namespace_must_exist() {
     let f = fixture().await;
-    let e = f.reg.create(r("", "configmaps"), Some("nope"), json!({"metadata": {"name": "c"}}), &w()).await.unwrap_err();
+    let e =
+        f.reg.create(r("", "configmaps"), Some("nope"), json!({"metadata": {"name": "c"}}), &w()).await.unwrap_err();
     assert_eq!(e.to_string(), "namespaces \"nope\" not found");
 }
 
@@ -116,7 +117,9 @@ async fn generate_name() {
 async fn status_subresource_only_changes_status() {
     let f = fixture().await;
     let s = r("", "services");
-    f.reg.create(s, Some("default"), svc("lb"), &w()).await.unwrap();
+    let mut lb = svc("lb");
+    lb["spec"]["type"] = json!("LoadBalancer");
+    f.reg.create(s, Some("default"), lb, &w()).await.unwrap();
     let mut body = f.reg.get(s, Some("default"), "lb").await.unwrap();
     body["spec"]["type"] = json!("NodePort");
     body["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.168.56.240"}]}});
@@ -139,12 +142,21 @@ async fn patches() {
     f.reg.create(s, Some("default"), svc("p"), &w()).await.unwrap();
     let m = f
         .reg
-        .patch(s, Some("default"), "p", Part::Main, PatchType::Merge, &json!({"metadata": {"labels": {"x": "y"}}}), &w())
+        .patch(
+            s,
+            Some("default"),
+            "p",
+            Part::Main,
+            PatchType::Merge,
+            &json!({"metadata": {"labels": {"x": "y"}}}),
+            &w(),
+        )
         .await
         .unwrap();
     assert_eq!(m.object["metadata"]["labels"]["x"], "y");
     assert_eq!(m.object["metadata"]["labels"]["app"], "p");
-    let bad = f.reg.patch(s, Some("default"), "nope", Part::Main, PatchType::Merge, &json!({}), &w()).await.unwrap_err();
+    let bad =
+        f.reg.patch(s, Some("default"), "nope", Part::Main, PatchType::Merge, &json!({}), &w()).await.unwrap_err();
     assert_eq!(bad.code(), 404);
 }
 
@@ -201,7 +213,15 @@ async fn finalizers_hold_deletion() {
     assert!(obj["metadata"]["deletionTimestamp"].is_string());
     f.reg.get(cm, Some("default"), "held").await.unwrap();
     f.reg
-        .patch(cm, Some("default"), "held", Part::Main, PatchType::Merge, &json!({"metadata": {"finalizers": null}}), &w())
+        .patch(
+            cm,
+            Some("default"),
+            "held",
+            Part::Main,
+            PatchType::Merge,
+            &json!({"metadata": {"finalizers": null}}),
+            &w(),
+        )
         .await
         .unwrap();
     assert_eq!(f.reg.get(cm, Some("default"), "held").await.unwrap_err().code(), 404);

@@ -138,6 +138,7 @@ impl Registry {
         let explicit_name = !name_of(&obj).is_empty();
         strategy::prepare_for_create(res, &mut obj);
         admission::default(res, &mut obj)?;
+        admission::prepare_for_create(res, &mut obj)?;
         let mut last_err = None;
         for _ in 0..RETRIES {
             let mut o = obj.clone();
@@ -240,8 +241,13 @@ impl Registry {
             }
             let warnings = field_validation(res, &new, opts.field_validation)?;
             strategy::prepare_for_update(res, part, &mut new, &old);
-            if part == Part::Main {
-                admission::default(res, &mut new)?;
+            match part {
+                Part::Main => {
+                    admission::default(res, &mut new)?;
+                    admission::prepare_for_update(res, &mut new, &old)?;
+                }
+                Part::Status => admission::default(res, &mut new)?,
+                Part::Finalize => {}
             }
             let errs = match part {
                 Part::Main | Part::Finalize => admission::validate(res, &new, Some(&old)),
