@@ -11,10 +11,12 @@
 use serde_json::Value;
 
 mod gofmt;
+mod json;
 mod lists;
 mod schema;
 mod strategic;
 
+pub use json::json_patch;
 pub use schema::{patch_schema, FieldPatchMeta, PatchSchema, PatchStrategy};
 pub use strategic::strategic_merge_patch;
 
@@ -48,32 +50,6 @@ impl PatchError {
             PatchError::TooManyOperations { .. } => 413,
         }
     }
-}
-
-/// Applies a JSON patch (`application/json-patch+json`, RFC 6902): a list of `add`,
-/// `remove`, `replace`, `move`, `copy` and `test` operations, all or nothing.
-pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value, PatchError> {
-    let ops = match patch {
-        Value::Array(ops) => ops,
-        other => {
-            return Err(PatchError::BadRequest(format!(
-                "json: cannot unmarshal {} into Go value of type jsonpatch.Patch",
-                gofmt::json_type_name(other)
-            )))
-        }
-    };
-    if ops.len() > MAX_JSON_PATCH_OPERATIONS {
-        return Err(PatchError::TooManyOperations { max: MAX_JSON_PATCH_OPERATIONS, got: ops.len() });
-    }
-    let mut parsed = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        let op: json_patch::PatchOperation = serde_json::from_value(op.clone())
-            .map_err(|e| PatchError::BadRequest(format!("error decoding patch operation {i}: {e}")))?;
-        parsed.push(op);
-    }
-    let mut out = doc.clone();
-    json_patch::patch(&mut out, &parsed).map_err(|e| PatchError::Unprocessable(e.to_string()))?;
-    Ok(out)
 }
 
 /// Applies a JSON merge patch (`application/merge-patch+json`, RFC 7386): objects merge

@@ -372,7 +372,37 @@ fn json_patch_operations_and_errors() {
         err,
         PatchError::BadRequest("json: cannot unmarshal object into Go value of type jsonpatch.Patch".into())
     );
-    assert_eq!(json_patch(&doc, &json!([{"op": "frobnicate", "path": "/a"}])).unwrap_err().status_code(), 400);
+    assert_eq!(
+        json_patch(&doc, &json!([{"op": "frobnicate", "path": "/a"}])),
+        Err(PatchError::Unprocessable("Unexpected kind: frobnicate".into()))
+    );
+    assert_eq!(
+        json_patch(&doc, &json!([1])),
+        Err(PatchError::BadRequest("json: cannot unmarshal number into Go value of type jsonpatch.Operation".into()))
+    );
+    // kube-apiserver's texts for operations that do not apply.
+    let e = |p: Value| json_patch(&doc, &p).unwrap_err().to_string();
+    assert_eq!(
+        e(json!([{"op": "add", "path": "/spec/x/y", "value": 1}])),
+        "add operation does not apply: doc is missing path: \"/spec/x/y\": missing value"
+    );
+    assert_eq!(
+        e(json!([{"op": "remove", "path": "/spec/nope"}])),
+        "remove operation does not apply: doc is missing path: \"/spec/nope\": missing value"
+    );
+    assert_eq!(
+        e(json!([{"op": "replace", "path": "/spec/nope", "value": 1}])),
+        "replace operation does not apply: doc is missing path: /spec/nope: missing value"
+    );
+    assert_eq!(e(json!([{"op": "test", "path": "/kind", "value": "Pod"}])), "testing value /kind failed: test failed");
+    assert_eq!(
+        e(json!([{"op": "move", "from": "/nope", "path": "/x"}])),
+        "move operation does not apply: doc is missing from path: /nope: missing value"
+    );
+    assert_eq!(e(json!([{"op": "remove"}])), "remove operation failed to decode path: missing value");
+    // Testing a missing member against null passes.
+    assert!(json_patch(&doc, &json!([{"op": "test", "path": "/spec/nope", "value": null}])).is_ok());
+    assert!(json_patch(&doc, &json!([{"op": "test", "path": "/nope/deeper", "value": null}])).is_err());
     let many = Value::Array(vec![json!({"op": "test", "path": "/kind", "value": "Service"}); 10_001]);
     let err = json_patch(&doc, &many).unwrap_err();
     assert_eq!(err.to_string(), "The allowed maximum operations in a JSON patch is 10000, got 10001");
