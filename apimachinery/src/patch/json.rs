@@ -67,7 +67,7 @@ fn apply_one(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
             }
             PatchErrorKind::InvalidPointer => match kind {
                 "add" | "remove" => {
-                    format!("{kind} operation does not apply: doc is missing path: {path:?}: missing value")
+                    format!("{kind} operation does not apply: doc is missing path: \"{path}\": missing value")
                 }
                 "test" => format!("test operation does not apply: is missing path: {path}: missing value"),
                 "move" | "copy" => {
