@@ -247,7 +247,8 @@ impl fmt::Display for Selector {
 /// A *missing* selector is not an empty one, and what it means depends on the field, so
 /// the caller decides: a Service without `spec.selector` gets no managed Endpoints; in a
 /// NetworkPolicy peer a missing `podSelector` next to a `namespaceSelector` means every pod
-/// of those namespaces, while an empty one (`{}`) means every pod of the policy's namespace.
+/// of those namespaces, while an empty one (`{}`) on its own means every pod of the
+/// policy's namespace.
 /// [`from_optional_label_selector`] gives Kubernetes' generic reading (nothing).
 pub fn from_label_selector(ls: &LabelSelector) -> Result<Selector, LabelSelectorError> {
     let match_labels = ls.match_labels.as_ref();
