@@ -13,6 +13,7 @@ use serde_json::Value;
 mod gofmt;
 mod json;
 mod lists;
+mod order;
 mod schema;
 mod strategic;
 

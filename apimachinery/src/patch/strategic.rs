@@ -8,9 +8,9 @@
 use serde_json::Value;
 
 use super::gofmt::{go_map, go_type, go_v, json_type_name};
-use super::lists;
 use super::schema::{PatchSchema, PatchStrategy};
 use super::PatchError;
+use super::{lists, order};
 
 pub(super) type Map = serde_json::Map<String, Value>;
 
@@ -72,7 +72,7 @@ pub(super) fn merge_map(mut original: Map, mut patch: Map, schema: &PatchSchema)
         return directive_in_map(&directive, patch);
     }
     apply_retain_keys(&mut original, &mut patch)?;
-    lists::apply_set_element_order(&mut original, &mut patch, schema)?;
+    order::apply_set_element_order(&mut original, &mut patch, schema)?;
 
     for (k, patch_v) in patch {
         let (key, is_delete_list) = if k.starts_with(DELETE_FROM_PRIMITIVE_LIST_PREFIX) {
