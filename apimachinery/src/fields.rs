@@ -62,7 +62,8 @@ pub struct FieldSelector {
 
 impl FieldSelector {
     /// Parses the string form (`fields.ParseSelector`). Terms come out in the order of their
-    /// text, as Kubernetes sorts them; empty terms are skipped.
+    /// text, as Kubernetes sorts them; empty terms, and terms with neither field nor value,
+    /// are skipped.
     pub fn parse(s: &str) -> Result<FieldSelector, FieldSelectorError> {
         let mut terms = split_terms(s);
         terms.sort_unstable();
@@ -71,7 +72,11 @@ impl FieldSelector {
             let Some((field, op, raw)) = split_term(term) else {
                 return Err(FieldSelectorError::InvalidTerm { selector: s.to_string(), term: term.to_string() });
             };
-            reqs.push(FieldRequirement { field: field.to_string(), op, value: unescape_value(raw)? });
+            let value = unescape_value(raw)?;
+            // A term with neither field nor value (`=`) selects everything, as in Kubernetes.
+            if !(field.is_empty() && value.is_empty()) {
+                reqs.push(FieldRequirement { field: field.to_string(), op, value });
+            }
         }
         Ok(FieldSelector { reqs })
     }
@@ -221,6 +226,8 @@ mod tests {
         assert_eq!(s.requires_exact_match("status.phase"), None);
         assert!(FieldSelector::parse("").unwrap().is_everything());
         assert!(FieldSelector::parse(",,").unwrap().is_everything());
+        assert!(FieldSelector::parse("=,!=").unwrap().is_everything());
+        assert_eq!(FieldSelector::parse("=x").unwrap().requirements(), [req("", FieldOp::Equals, "x")]);
         // No trimming: spaces belong to the field and the value.
         assert_eq!(FieldSelector::parse("a = b").unwrap().requirements(), [req("a ", FieldOp::Equals, " b")]);
     }

@@ -244,9 +244,12 @@ impl fmt::Display for Selector {
 /// and DoesNotExist, validated as Kubernetes does (In/NotIn need values, Exists/DoesNotExist
 /// forbid them, keys and values must be valid). An empty selector matches everything.
 ///
-/// A *missing* selector is not an empty one: for a NetworkPolicy peer, a Deployment or a
-/// Service, Kubernetes reads "no selector" as "selects nothing". That is the caller's call;
-/// [`from_optional_label_selector`] gives Kubernetes' generic reading.
+/// A *missing* selector is not an empty one, and what it means depends on the field, so
+/// the caller decides: a Service without `spec.selector` gets no managed Endpoints; in a
+/// NetworkPolicy peer a missing `podSelector` next to a `namespaceSelector` means every pod
+/// of those namespaces, while an empty one (`{}`) on its own means every pod of the
+/// policy's namespace.
+/// [`from_optional_label_selector`] gives Kubernetes' generic reading (nothing).
 pub fn from_label_selector(ls: &LabelSelector) -> Result<Selector, LabelSelectorError> {
     let match_labels = ls.match_labels.as_ref();
     let match_expressions = ls.match_expressions.as_deref().unwrap_or_default();
