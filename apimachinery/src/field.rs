@@ -140,7 +140,7 @@ impl FieldError {
             kind: ErrorType::TooLong,
             field: field.clone(),
             value: None,
-            detail: format!("must have at most {max} bytes"),
+            detail: format!("may not be more than {max} bytes"),
         }
     }
     /// `Unsupported value: "X": supported values: "A", "B"`.
@@ -179,16 +179,11 @@ impl FieldError {
     }
 }
 
-/// Go's `%#v`-ish rendering used by field errors: strings quoted, numbers bare, null as
-/// `null`, string lists as `[]string{"a", "b"}`.
+/// How kube-apiserver (k8s.io/apimachinery 1.34) renders a bad value: strings quoted,
+/// numbers and booleans bare, anything else as JSON (`["10.96.0.10"]`).
 fn go_value(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
-        Value::Null => "null".to_string(),
-        Value::Array(items) if items.iter().all(Value::is_string) => {
-            let quoted: Vec<String> = items.iter().map(go_value).collect();
-            format!("[]string{{{}}}", quoted.join(", "))
-        }
         other => other.to_string(),
     }
 }

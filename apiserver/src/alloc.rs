@@ -521,13 +521,13 @@ mod tests {
         assert_eq!(
             text,
             vec![
-                "spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: failed to allocate IP 10.96.0.10: provided IP is already allocated",
+                "spec.clusterIPs: Invalid value: [\"10.96.0.10\"]: failed to allocate IP 10.96.0.10: provided IP is already allocated",
                 "spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated",
             ]
         );
         let mut s3 = svc("NodePort", "10.97.0.1", 80);
         let AllocError::Invalid(errs) = a.plan(&mut s3, None).unwrap_err() else { panic!() };
-        assert_eq!(errs[0].to_string(), "spec.clusterIPs: Invalid value: []string{\"10.97.0.1\"}: failed to allocate IP 10.97.0.1: the provided IP (10.97.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/16");
+        assert_eq!(errs[0].to_string(), "spec.clusterIPs: Invalid value: [\"10.97.0.1\"]: failed to allocate IP 10.97.0.1: the provided IP (10.97.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/16");
         assert_eq!(
             errs[1].to_string(),
             "spec.ports[0].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767"

@@ -21,6 +21,9 @@ pub enum ApiError {
     Invalid { group: String, kind: String, name: String, errors: Vec<FieldError> },
     #[error("{0}")]
     BadRequest(String),
+    /// A well-formed request that cannot be applied (e.g. a patch of a missing path).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("Unauthorized")]
     Unauthorized,
     #[error("{0}")]
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -116,6 +120,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Unprocessable(_) => "Invalid",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
@@ -181,6 +186,16 @@ impl IntoResponse for ApiError {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(axum::body::Body::from(body))
             .unwrap_or_else(|_| code.into_response())
+    }
+}
+
+impl From<knet_apimachinery::patch::PatchError> for ApiError {
+    fn from(e: knet_apimachinery::patch::PatchError) -> Self {
+        match e.status_code() {
+            400 => ApiError::BadRequest(e.to_string()),
+            413 => ApiError::TooLarge,
+            _ => ApiError::Unprocessable(e.to_string()),
+        }
     }
 }
 

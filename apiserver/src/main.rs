@@ -207,8 +207,15 @@ async fn serve(a: ServeArgs) -> Result<()> {
         shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
-    let server =
-        tokio::spawn(axum_server::bind_rustls(addr, tls).handle(handle.clone()).serve(app.into_make_service()));
+    // Bind now, so that a taken port fails the start instead of a background task.
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    listener.set_nonblocking(true).context("setting the listener non-blocking")?;
+    let server = tokio::spawn(
+        axum_server::from_tcp_rustls(listener, tls)
+            .context("setting up the TLS listener")?
+            .handle(handle.clone())
+            .serve(app.into_make_service()),
+    );
 
     Bootstrap { advertise_address: advertise, secure_port: a.secure_port, service_ip }
         .run(&registry)

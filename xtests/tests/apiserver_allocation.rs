@@ -43,7 +43,7 @@ async fn kubectl_shows_kube_apiserver_allocation_errors() -> Result<()> {
     )?;
     assert!(!range.success());
     assert!(
-        range.stderr.contains("The Service \"ip2\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.97.0.1\"}: failed to allocate IP 10.97.0.1: the provided IP (10.97.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/16"),
+        range.stderr.contains("The Service \"ip2\" is invalid: spec.clusterIPs: Invalid value: [\"10.97.0.1\"]: failed to allocate IP 10.97.0.1: the provided IP (10.97.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/16"),
         "{}",
         range.stderr
     );

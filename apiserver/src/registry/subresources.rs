@@ -138,7 +138,7 @@ impl Registry {
                     return Err(ApiError::UnsupportedMediaType("server-side apply is not supported by knet".into()))
                 }
             };
-            out.map_err(|e| ApiError::BadRequest(e.to_string()))
+            out.map_err(ApiError::from)
         })
         .await
     }

@@ -399,17 +399,7 @@ impl Registry {
                 ),
                 PatchType::Apply => Ok(base.clone()),
             };
-            out.map_err(|e| ApiError::Invalid {
-                group: res.group.into(),
-                kind: res.kind.into(),
-                name: name.into(),
-                errors: vec![knet_apimachinery::field::FieldError {
-                    kind: knet_apimachinery::field::ErrorType::Invalid,
-                    field: knet_apimachinery::field::Path::new("patch"),
-                    value: None,
-                    detail: e.to_string(),
-                }],
-            })
+            out.map_err(ApiError::from)
         })
         .await
     }

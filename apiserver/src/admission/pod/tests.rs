@@ -70,7 +70,7 @@ fn dns_policy_none_requires_nameservers() {
     spec["dnsConfig"] = json!({"nameservers": ["1.2.3.4", "1.2.3.5", "1.2.3.6", "1.2.3.7"]});
     assert_eq!(
         errors(&pod(spec.clone()), None),
-        ["spec.dnsConfig.nameservers: Invalid value: []string{\"1.2.3.4\", \"1.2.3.5\", \"1.2.3.6\", \"1.2.3.7\"}: must not have more than 3 nameservers"]
+        ["spec.dnsConfig.nameservers: Invalid value: [\"1.2.3.4\",\"1.2.3.5\",\"1.2.3.6\",\"1.2.3.7\"]: must not have more than 3 nameservers"]
     );
     spec["dnsConfig"] =
         json!({"nameservers": ["1.2.3.4"], "searches": vec!["a.example"; 33], "options": [{"value": "1"}]});

@@ -184,7 +184,7 @@ fn cluster_ip_formats_and_pairing() {
     let s = defaulted(base(json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.6"], "ports": [{"port": 80}]})));
     assert_eq!(
         errors(&s, None),
-        ["spec.clusterIPs: Invalid value: []string{\"10.96.0.6\"}: first value must match `clusterIP`"]
+        ["spec.clusterIPs: Invalid value: [\"10.96.0.6\"]: first value must match `clusterIP`"]
     );
     let s = defaulted(base(json!({"ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80}]})));
     assert_eq!(
@@ -227,7 +227,7 @@ fn cluster_ip_is_immutable_except_for_external_name() {
     prepare_for_update(&mut new, &old);
     assert_eq!(
         errors(&new, Some(&old)),
-        ["spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.6\"}: may not change once set"]
+        ["spec.clusterIPs[0]: Invalid value: [\"10.96.0.6\"]: may not change once set"]
     );
     // A client that leaves clusterIP out keeps the allocated one.
     let mut new = defaulted(base(json!({"ports": [{"port": 80}]})));
