@@ -394,7 +394,7 @@ mod tests {
         m.annotations = Some(BTreeMap::from([("a".to_string(), "x".repeat(300 * 1024))]));
         assert_eq!(
             strings(&validate_object_meta(&m, true, v::name_is_dns_subdomain, &p)),
-            ["metadata.annotations: Too long: must have at most 262144 bytes"]
+            ["metadata.annotations: Too long: may not be more than 262144 bytes"]
         );
     }
 

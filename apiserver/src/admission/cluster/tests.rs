@@ -89,7 +89,7 @@ fn secrets() {
     );
     let mut big = opaque.clone();
     big.data = Some(BTreeMap::from([("a".to_string(), ByteString(vec![0; MAX_DATA_SIZE + 1]))]));
-    assert_eq!(strings(validate_secret(&big, None)), ["data: Too long: must have at most 1048576 bytes"]);
+    assert_eq!(strings(validate_secret(&big, None)), ["data: Too long: may not be more than 1048576 bytes"]);
 }
 
 #[test]
