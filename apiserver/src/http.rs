@@ -334,6 +334,29 @@ fn encode_value(shape: Shape, code: StatusCode, v: &Value, warnings: &[String]) 
     resp
 }
 
+/// A JSON list answer, assembled from the objects' cached encodings.
+fn list_json(res: &ResourceInfo, meta: &Value, items: &[Arc<crate::registry::cache::Obj>]) -> Response {
+    let head = format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
+        Value::from(res.list_kind),
+        Value::from(res.api_version()),
+        meta
+    );
+    let mut body = Vec::with_capacity(head.len() + items.iter().map(|o| o.json().len() + 1).sum::<usize>() + 2);
+    body.extend_from_slice(head.as_bytes());
+    for (i, o) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(o.json());
+    }
+    body.extend_from_slice(b"]}");
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 /// An object answer, shaped per Accept.
 fn object_response(shape: Shape, res: &ResourceInfo, code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
     match shape {
@@ -435,14 +458,17 @@ async fn serve(
                 meta["continue"] = json!(c);
             }
             Ok(match shape {
-                Shape::Table(inc) => encode_value(
-                    Shape::Json,
-                    StatusCode::OK,
-                    &tables::table_with(res, &listing.items, meta, inc, jiff::Timestamp::now()),
-                    &[],
-                ),
+                Shape::Table(inc) => {
+                    let values: Vec<Value> = listing.items.iter().map(|o| o.value.clone()).collect();
+                    encode_value(
+                        Shape::Json,
+                        StatusCode::OK,
+                        &tables::table_with(res, &values, meta, inc, jiff::Timestamp::now()),
+                        &[],
+                    )
+                }
                 Shape::PartialMetadata => {
-                    let items: Vec<Value> = listing.items.iter().map(partial_metadata).collect();
+                    let items: Vec<Value> = listing.items.iter().map(|o| partial_metadata(&o.value)).collect();
                     encode_value(
                         Shape::Json,
                         StatusCode::OK,
@@ -450,12 +476,16 @@ async fn serve(
                         &[],
                     )
                 }
-                s => encode_value(
-                    s,
-                    StatusCode::OK,
-                    &json!({"kind": res.list_kind, "apiVersion": res.api_version(), "metadata": meta, "items": listing.items}),
-                    &[],
-                ),
+                Shape::Yaml => {
+                    let items: Vec<Value> = listing.items.iter().map(|o| o.value.clone()).collect();
+                    encode_value(
+                        Shape::Yaml,
+                        StatusCode::OK,
+                        &json!({"kind": res.list_kind, "apiVersion": res.api_version(), "metadata": meta, "items": items}),
+                        &[],
+                    )
+                }
+                Shape::Json => list_json(res, &meta, &listing.items),
             })
         }
         (Method::GET, Some(name), None | Some("status")) => {

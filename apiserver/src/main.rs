@@ -172,7 +172,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         node_ports: parse_port_range(&a.service_node_port_range)?,
     });
     alloc.load(store.as_ref()).await.context("loading allocations")?;
-    let registry = Arc::new(Registry::new(store.clone(), alloc));
+    let registry =
+        Arc::new(Registry::with_watch_cache(store.clone(), alloc).await.context("starting the watch cache")?);
     // Build the OpenAPI documents now rather than on kubectl's first request.
     tokio::task::spawn_blocking(knet_apiserver::openapi::prepare);
 

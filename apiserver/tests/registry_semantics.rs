@@ -25,7 +25,7 @@ async fn fixture() -> Fixture {
     let store = SledStore::open(dir.path(), SledOptions::default()).expect("open store");
     let alloc = Allocator::new(AllocConfig::default());
     alloc.load(store.as_ref()).await.expect("load");
-    let reg = Registry::new(store, alloc);
+    let reg = Registry::with_watch_cache(store, alloc).await.expect("watch cache");
     Bootstrap {
         advertise_address: "127.0.0.1".parse().unwrap(),
         secure_port: 6443,
@@ -240,7 +240,7 @@ async fn list_paging_and_field_selectors() {
     loop {
         let l = f.reg.list(cm, Some("default"), &opts).await.unwrap();
         pages += 1;
-        names.extend(l.items.iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()));
+        names.extend(l.items.iter().map(|o| o.value["metadata"]["name"].as_str().unwrap().to_string()));
         match l.continue_token {
             Some(c) => opts.continue_token = Some(c),
             None => break,
@@ -298,4 +298,39 @@ async fn watch_too_old_is_gone() {
     assert_eq!(ev.kind, WatchEventType::Error);
     assert_eq!(ev.object["code"], 410);
     assert_eq!(ev.object["reason"], "Expired");
+}
+
+#[tokio::test]
+async fn lists_from_the_watch_cache_are_consistent_reads() {
+    let f = fixture().await;
+    assert!(f.reg.cache.is_some());
+    let cm = r("", "configmaps");
+    for i in 0..50 {
+        // Every list right after a write sees it (the cache waits for the store's revision).
+        f.reg
+            .create(
+                cm,
+                Some("default"),
+                json!({"metadata": {"name": format!("x{i}"), "labels": {"n": i.to_string()}}}),
+                &w(),
+            )
+            .await
+            .unwrap();
+        let l = f.reg.list(cm, Some("default"), &ListOptions::default()).await.unwrap();
+        assert_eq!(l.items.len(), i + 1);
+        assert_eq!(l.resource_version, f.reg.store.revision());
+    }
+    f.reg.delete(cm, Some("default"), "x7", &DeleteOptions::default()).await.unwrap();
+    let l = f
+        .reg
+        .list(cm, None, &ListOptions { label_selector: Some("n in (6,7,8)".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let names: Vec<&str> = l.items.iter().map(|o| o.value["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["x6", "x8"]);
+    // Objects carry their current resourceVersion and encode to the same JSON.
+    let got = f.reg.get(cm, Some("default"), "x6").await.unwrap();
+    assert_eq!(l.items[0].value, got);
+    let parsed: serde_json::Value = serde_json::from_slice(l.items[0].json()).unwrap();
+    assert_eq!(parsed, got);
 }

@@ -6,6 +6,7 @@
 //! with etcd. Kind-specific behaviour lives in [`strategy`] (what a create or update
 //! may change) and in [`crate::admission`] (defaulting, validation).
 
+pub mod cache;
 mod decode;
 mod options;
 mod read;
@@ -31,6 +32,8 @@ use crate::storage::{KeyValue, Store};
 pub struct Registry {
     pub store: Arc<dyn Store>,
     pub alloc: Allocator,
+    /// Serves lists when present (see [`cache`]).
+    pub cache: Option<Arc<cache::WatchCache>>,
 }
 
 /// The storage key of one object.
@@ -83,7 +86,14 @@ pub fn namespace_of(v: &Value) -> Option<&str> {
 }
 
 impl Registry {
+    /// A registry that reads lists from the store.
     pub fn new(store: Arc<dyn Store>, alloc: Allocator) -> Self {
-        Registry { store, alloc }
+        Registry { store, alloc, cache: None }
+    }
+
+    /// A registry that serves lists from a watch cache, as kube-apiserver does.
+    pub async fn with_watch_cache(store: Arc<dyn Store>, alloc: Allocator) -> Result<Self, ApiError> {
+        let cache = cache::WatchCache::start(store.clone()).await?;
+        Ok(Registry { store, alloc, cache: Some(cache) })
     }
 }

@@ -1,6 +1,7 @@
 //! Reads: get and list, with label and field selectors and limit/continue paging.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -8,6 +9,7 @@ use knet_apimachinery::fields::FieldSelector;
 use knet_apimachinery::labels::{self, Selector};
 use serde_json::{json, Value};
 
+use super::cache::Obj;
 use super::{decode, key, prefix, ListOptions, Registry};
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
@@ -16,7 +18,7 @@ use crate::storage::Revision;
 /// One page of a list.
 #[derive(Debug)]
 pub struct Listing {
-    pub items: Vec<Value>,
+    pub items: Vec<Arc<Obj>>,
     pub resource_version: Revision,
     pub continue_token: Option<String>,
 }
@@ -158,6 +160,13 @@ impl Registry {
             None => (None, None),
         };
         let limit = opts.limit.map(|l| l as usize);
+        if let Some(cache) = &self.cache {
+            // A consistent read: the cache must have caught up with the store.
+            if cache.wait_for(self.store.revision(), Duration::from_secs(5)).await {
+                return Ok(self.list_cached(cache, &prefix, start_after.as_deref(), list_rv, limit, &filter));
+            }
+            tracing::warn!("watch cache is behind the store; listing from the store");
+        }
         let mut items = Vec::new();
         let mut revision = None;
         let chunk = limit.map(|l| l.max(64)).unwrap_or(0);
@@ -167,12 +176,10 @@ impl Registry {
             let mut last_key = None;
             let mut cut = false;
             for kv in &page.kvs {
-                // A key deeper than the prefix's level belongs to another namespace scope
-                // (cluster-wide prefix ranges over namespaces, that is intended).
                 let obj = decode(kv)?;
                 last_key = Some(kv.key.clone());
                 if filter.matches(&obj) {
-                    items.push(obj);
+                    items.push(Arc::new(Obj::new(obj)));
                     if limit.is_some_and(|l| items.len() >= l) {
                         cut = true;
                         break;
@@ -192,6 +199,34 @@ impl Registry {
             }
             start_after = last_key;
         }
+    }
+
+    fn list_cached(
+        &self,
+        cache: &super::cache::WatchCache,
+        prefix: &str,
+        start_after: Option<&str>,
+        list_rv: Option<Revision>,
+        limit: Option<usize>,
+        filter: &Filter,
+    ) -> Listing {
+        let mut items = Vec::new();
+        let mut last_key = String::new();
+        let mut more = false;
+        let rev = cache.scan(prefix, start_after, |k, o| {
+            if limit.is_some_and(|l| items.len() >= l) {
+                more = true;
+                return false;
+            }
+            if filter.matches(&o.value) {
+                items.push(o.clone());
+                last_key = k.to_string();
+            }
+            true
+        });
+        let resource_version = list_rv.unwrap_or(rev);
+        let continue_token = more.then(|| encode_continue(resource_version, &last_key));
+        Listing { items, resource_version, continue_token }
     }
 }
 

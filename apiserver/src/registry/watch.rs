@@ -100,7 +100,9 @@ impl Registry {
                 )
                 .await?;
             start = listing.resource_version;
-            initial.extend(listing.items.into_iter().map(|o| WatchEvent { kind: WatchEventType::Added, object: o }));
+            initial.extend(
+                listing.items.iter().map(|o| WatchEvent { kind: WatchEventType::Added, object: o.value.clone() }),
+            );
             if opts.send_initial_events == Some(true) {
                 initial.push(bookmark(res, start, true));
             }

@@ -538,8 +538,8 @@ impl Registry {
             self.list(res, ns, &ListOptions { limit: None, continue_token: None, ..list_opts.clone() }).await?;
         let mut items = Vec::new();
         for obj in listing.items {
-            let name = name_of(&obj).to_string();
-            let ons = namespace_of(&obj).map(String::from);
+            let name = name_of(&obj.value).to_string();
+            let ons = namespace_of(&obj.value).map(String::from);
             match self.delete(res, ons.as_deref(), &name, opts).await {
                 Ok((o, _)) => items.push(o),
                 Err(ApiError::NotFound { .. }) => {}
