@@ -1,0 +1,169 @@
+//! The API server benchmark of issue 2, against a real `knet-apiserver` process
+//! (build it first: `cargo build --release -p knet-apiserver`), over HTTPS with
+//! kube-rs and reqwest like any client:
+//!
+//! 1. create 10,000 Services (ClusterIP allocation, durable writes), 32 clients;
+//! 2. 100 watchers connected: delivery latency of 1,000 updates to every watcher;
+//! 3. list 10,000 Services (JSON), 20 times;
+//! 4. resident memory of the server with 10,000 Services.
+//!
+//! Each figure is printed with the target it is compared with.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use serde_json::json;
+use xtests::ApiServer;
+
+const SERVICES: usize = 10_000;
+const CLIENTS: usize = 32;
+const WATCHERS: usize = 100;
+const UPDATES: usize = 1_000;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn service(name: &str) -> Result<Service> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {"selector": {"app": "bench"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    }))?)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn create_services(server: &ApiServer) -> Result<f64> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let api: Api<Service> = Api::namespaced(server.client().await?, "default");
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= SERVICES {
+                    return anyhow::Ok(());
+                }
+                api.create(&PostParams::default(), &service(&format!("svc-{i:05}"))?).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(SERVICES as f64 / start.elapsed().as_secs_f64())
+}
+
+/// p50 and p99 (ms) from the start of an update request to its arrival at each watcher.
+async fn watch_latency(server: &ApiServer) -> Result<(f64, f64, f64, usize)> {
+    let client = server.client().await?;
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "watch-bench"}}))?).await?;
+    let api: Api<Service> = Api::namespaced(client.clone(), "watch-bench");
+    api.create(&PostParams::default(), &service("target")?).await?;
+    let rv = api.get("target").await?.metadata.resource_version.context("no resourceVersion")?;
+
+    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; UPDATES]));
+    let samples: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let mut watchers = Vec::new();
+    for w in 0..WATCHERS {
+        // Spread the watchers over a few connections, as separate clients would.
+        let c = if w % 10 == 0 { server.client().await? } else { client.clone() };
+        let api: Api<Service> = Api::namespaced(c, "watch-bench");
+        let mut stream = api.watch(&WatchParams::default().timeout(290), &rv).await?.boxed();
+        let sent = sent.clone();
+        let samples = samples.clone();
+        watchers.push(tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < UPDATES {
+                let Some(ev) = stream.try_next().await? else { break };
+                if let WatchEvent::Modified(svc) = ev {
+                    let now = Instant::now();
+                    let seq: usize = svc
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get("seq"))
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(usize::MAX);
+                    let t0 = sent.lock().ok().and_then(|s| s.get(seq).copied().flatten());
+                    if let Some(t0) = t0 {
+                        if let Ok(mut v) = samples.lock() {
+                            v.push(now.duration_since(t0).as_secs_f64() * 1000.0);
+                        }
+                    }
+                    seen += 1;
+                }
+            }
+            anyhow::Ok(seen)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    for seq in 0..UPDATES {
+        if let Ok(mut s) = sent.lock() {
+            s[seq] = Some(Instant::now());
+        }
+        api.patch("target", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"seq": seq.to_string()}}})))
+            .await?;
+    }
+    let write_rate = UPDATES as f64 / start.elapsed().as_secs_f64();
+    let mut delivered = 0;
+    for w in watchers {
+        delivered += tokio::time::timeout(Duration::from_secs(60), w).await???;
+    }
+    let mut v = samples.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    v.sort_by(|a, b| a.total_cmp(b));
+    Ok((percentile(&v, 0.5), percentile(&v, 0.99), write_rate, delivered))
+}
+
+async fn list_latency(server: &ApiServer) -> Result<(f64, f64, usize)> {
+    let http = server.http()?;
+    let token = server.admin_token()?;
+    let url = format!("{}/api/v1/services", server.url());
+    let mut times = Vec::new();
+    let mut count = 0;
+    for _ in 0..20 {
+        let t = Instant::now();
+        let body = http.get(&url).bearer_auth(&token).send().await?.error_for_status()?.bytes().await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        count = v["items"].as_array().map(Vec::len).unwrap_or(0);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok((percentile(&times, 0.5), percentile(&times, 0.99), count))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let server = ApiServer::start().await?;
+    let pid = server.pid().context("server not running")?;
+    println!("knet-apiserver benchmark (2-core machine), server pid {pid}");
+    println!("rss at start: {} MiB", rss_kib(pid).unwrap_or(0) / 1024);
+
+    let rate = create_services(&server).await?;
+    println!("create {SERVICES} Services, {CLIENTS} clients: {rate:.0}/s   (target >= 1000/s)");
+
+    let (p50, p99, n) = list_latency(&server).await?;
+    println!("list {n} Services (JSON, all namespaces): p50 {p50:.1} ms, p99 {p99:.1} ms   (target <= 100 ms)");
+
+    let (wp50, wp99, wrate, delivered) = watch_latency(&server).await?;
+    println!(
+        "watch delivery, {WATCHERS} watchers x {UPDATES} updates ({delivered} events, writer {wrate:.0} updates/s): p50 {wp50:.2} ms, p99 {wp99:.2} ms   (target <= 10 ms; kine's published etcd figure: p99 12.5 ms)"
+    );
+    println!("rss with {SERVICES} Services and {WATCHERS} watchers: {} MiB", rss_kib(pid).unwrap_or(0) / 1024);
+    Ok(())
+}
