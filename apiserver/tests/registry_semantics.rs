@@ -334,3 +334,51 @@ async fn lists_from_the_watch_cache_are_consistent_reads() {
     let parsed: serde_json::Value = serde_json::from_slice(l.items[0].json()).unwrap();
     assert_eq!(parsed, got);
 }
+
+#[tokio::test]
+async fn bookmarks_carry_the_revision_seen() {
+    let mut f = fixture().await;
+    f.reg.bookmark_interval = Duration::from_millis(200);
+    let cm = r("", "configmaps");
+    let rv = f.reg.store.revision();
+    let opts = ListOptions {
+        resource_version: Some(rv.to_string()),
+        watch: true,
+        allow_watch_bookmarks: true,
+        ..Default::default()
+    };
+    let mut stream = Box::pin(f.reg.watch(cm, Some("default"), &opts).await.unwrap());
+    let created = f.reg.create(cm, Some("default"), json!({"metadata": {"name": "b"}}), &w()).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap();
+    assert_eq!(ev.kind, WatchEventType::Added);
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap();
+    assert_eq!(ev.kind, WatchEventType::Bookmark);
+    assert_eq!(ev.object["kind"], "ConfigMap");
+    assert_eq!(ev.object["metadata"]["resourceVersion"], created.object["metadata"]["resourceVersion"]);
+}
+
+#[tokio::test]
+async fn delete_collection_by_label() {
+    let f = fixture().await;
+    let cm = r("", "configmaps");
+    for (n, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        f.reg
+            .create(cm, Some("default"), json!({"metadata": {"name": n, "labels": {"tier": tier}}}), &w())
+            .await
+            .unwrap();
+    }
+    let out = f
+        .reg
+        .delete_collection(
+            cm,
+            Some("default"),
+            &ListOptions { label_selector: Some("tier=web".into()), ..Default::default() },
+            &DeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["items"].as_array().unwrap().len(), 2);
+    let left = f.reg.list(cm, Some("default"), &ListOptions::default()).await.unwrap();
+    let names: Vec<&str> = left.items.iter().map(|o| o.value["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["c"]);
+}

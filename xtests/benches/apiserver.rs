@@ -117,8 +117,12 @@ async fn watch_latency(server: &ApiServer) -> Result<(f64, f64, f64, usize)> {
         if let Ok(mut s) = sent.lock() {
             s[seq] = Some(Instant::now());
         }
-        api.patch("target", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"seq": seq.to_string()}}})))
-            .await?;
+        api.patch(
+            "target",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"seq": seq.to_string()}}})),
+        )
+        .await?;
     }
     let write_rate = UPDATES as f64 / start.elapsed().as_secs_f64();
     let mut delivered = 0;

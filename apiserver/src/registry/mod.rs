@@ -34,6 +34,8 @@ pub struct Registry {
     pub alloc: Allocator,
     /// Serves lists when present (see [`cache`]).
     pub cache: Option<Arc<cache::WatchCache>>,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: std::time::Duration,
 }
 
 /// The storage key of one object.
@@ -88,12 +90,12 @@ pub fn namespace_of(v: &Value) -> Option<&str> {
 impl Registry {
     /// A registry that reads lists from the store.
     pub fn new(store: Arc<dyn Store>, alloc: Allocator) -> Self {
-        Registry { store, alloc, cache: None }
+        Registry { store, alloc, cache: None, bookmark_interval: watch::BOOKMARK_INTERVAL }
     }
 
     /// A registry that serves lists from a watch cache, as kube-apiserver does.
     pub async fn with_watch_cache(store: Arc<dyn Store>, alloc: Allocator) -> Result<Self, ApiError> {
         let cache = cache::WatchCache::start(store.clone()).await?;
-        Ok(Registry { store, alloc, cache: Some(cache) })
+        Ok(Registry { store, alloc, cache: Some(cache), bookmark_interval: watch::BOOKMARK_INTERVAL })
     }
 }

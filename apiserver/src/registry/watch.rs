@@ -81,6 +81,7 @@ impl Registry {
         };
         let send_initial = opts.send_initial_events.unwrap_or(requested.is_none());
         let bookmarks = opts.allow_watch_bookmarks;
+        let interval = self.bookmark_interval;
         let timeout = opts
             .timeout_seconds
             .filter(|t| *t > 0)
@@ -125,7 +126,7 @@ impl Registry {
             let Some(mut live) = live else { return };
             let deadline = tokio::time::sleep(timeout);
             tokio::pin!(deadline);
-            let mut tick = tokio::time::interval(BOOKMARK_INTERVAL);
+            let mut tick = tokio::time::interval(interval);
             tick.tick().await;
             let mut last_rev = start;
             loop {
