@@ -86,6 +86,38 @@ fn guard_error(res: &ResourceInfo, name: &str, plan: &Plan, failed: &[usize], ba
 }
 
 impl Registry {
+    /// Writes `obj` at `k` together with an allocation plan in one transaction guarded by
+    /// `guard` (compare 0) and the plan's compares (1…), and settles the plan.
+    async fn commit_put(
+        &self,
+        guard: Compare,
+        k: &str,
+        obj: &Value,
+        plan: &Plan,
+    ) -> Result<crate::storage::TxnResult, ApiError> {
+        let value = match encode(obj) {
+            Ok(v) => v,
+            Err(e) => {
+                self.alloc.finish(plan, false);
+                return Err(e);
+            }
+        };
+        let mut compares = vec![guard];
+        compares.extend(plan.compares.iter().cloned());
+        let mut ops = vec![Op::Put { key: k.to_string(), value }];
+        ops.extend(plan.ops.iter().cloned());
+        match self.store.txn(Txn { compares, ops }).await {
+            Ok(r) => {
+                self.alloc.finish(plan, r.succeeded);
+                Ok(r)
+            }
+            Err(e) => {
+                self.alloc.finish(plan, false);
+                Err(e.into())
+            }
+        }
+    }
+
     /// Checks that a namespaced write goes to a namespace that exists and is not terminating.
     async fn check_namespace(&self, res: &ResourceInfo, ns: Option<&str>) -> Result<(), ApiError> {
         let Some(ns) = ns.filter(|_| res.namespaced) else { return Ok(()) };
@@ -162,19 +194,7 @@ impl Registry {
                 self.alloc.finish(&plan, false);
                 return Ok(Written { object: o, code: StatusCode::CREATED, warnings });
             }
-            let mut compares = vec![Compare::Absent(k.clone())];
-            compares.extend(plan.compares.iter().cloned());
-            let mut ops = vec![Op::Put { key: k.clone(), value: encode(&o)? }];
-            ops.extend(plan.ops.iter().cloned());
-            let r = self.store.txn(Txn { compares, ops }).await;
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    self.alloc.finish(&plan, false);
-                    return Err(e.into());
-                }
-            };
-            self.alloc.finish(&plan, r.succeeded);
+            let r = self.commit_put(Compare::Absent(k.clone()), &k, &o, &plan).await?;
             if r.succeeded {
                 super::set_resource_version(&mut o, r.revision);
                 return Ok(Written { object: o, code: StatusCode::CREATED, warnings });
@@ -290,18 +310,7 @@ impl Registry {
                 self.alloc.finish(&plan, false);
                 return Ok(Written { object: new, code: StatusCode::OK, warnings });
             }
-            let mut compares = vec![Compare::ModRevision(k.clone(), kv.mod_revision)];
-            compares.extend(plan.compares.iter().cloned());
-            let mut ops = vec![Op::Put { key: k.clone(), value: encode(&new)? }];
-            ops.extend(plan.ops.iter().cloned());
-            let r = match self.store.txn(Txn { compares, ops }).await {
-                Ok(r) => r,
-                Err(e) => {
-                    self.alloc.finish(&plan, false);
-                    return Err(e.into());
-                }
-            };
-            self.alloc.finish(&plan, r.succeeded);
+            let r = self.commit_put(Compare::ModRevision(k.clone(), kv.mod_revision), &k, &new, &plan).await?;
             if r.succeeded {
                 super::set_resource_version(&mut new, r.revision);
                 return Ok(Written { object: new, code: StatusCode::OK, warnings });
