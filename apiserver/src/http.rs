@@ -591,18 +591,23 @@ fn watch_response(
     let guard = st.metrics.watch_started(res.plural);
     let body = events.map(move |ev| {
         let _keep = &guard;
-        let object = match (shape, ev.kind) {
+        let head = format!("{{\"type\":\"{}\",\"object\":", ev.kind.as_str());
+        let shaped = match (shape, ev.kind) {
             (Shape::Table(inc), WatchEventType::Added | WatchEventType::Modified | WatchEventType::Deleted) => {
-                let meta = json!({"resourceVersion": ev.object.pointer("/metadata/resourceVersion")});
-                tables::table_with(res, std::slice::from_ref(&ev.object), meta, inc, jiff::Timestamp::now())
+                let meta = json!({"resourceVersion": ev.object.value.pointer("/metadata/resourceVersion")});
+                Some(tables::table_with(res, std::slice::from_ref(&ev.object.value), meta, inc, jiff::Timestamp::now()))
             }
             (Shape::PartialMetadata, WatchEventType::Added | WatchEventType::Modified | WatchEventType::Deleted) => {
-                partial_metadata(&ev.object)
+                Some(partial_metadata(&ev.object.value))
             }
-            _ => ev.object,
+            _ => None,
         };
-        let mut line = serde_json::to_vec(&json!({"type": ev.kind.as_str(), "object": object})).unwrap_or_default();
-        line.push(b'\n');
+        let mut line = head.into_bytes();
+        match shaped {
+            Some(v) => line.extend_from_slice(&serde_json::to_vec(&v).unwrap_or_default()),
+            None => line.extend_from_slice(ev.object.json()),
+        }
+        line.extend_from_slice(b"}\n");
         Ok::<_, std::convert::Infallible>(Bytes::from(line))
     });
     Response::builder()

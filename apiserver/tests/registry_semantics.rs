@@ -296,8 +296,8 @@ async fn watch_too_old_is_gone() {
     let mut stream = Box::pin(reg.watch(ns, None, &opts).await.unwrap());
     let ev = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap();
     assert_eq!(ev.kind, WatchEventType::Error);
-    assert_eq!(ev.object["code"], 410);
-    assert_eq!(ev.object["reason"], "Expired");
+    assert_eq!(ev.object.value["code"], 410);
+    assert_eq!(ev.object.value["reason"], "Expired");
 }
 
 #[tokio::test]
@@ -353,8 +353,8 @@ async fn bookmarks_carry_the_revision_seen() {
     assert_eq!(ev.kind, WatchEventType::Added);
     let ev = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap();
     assert_eq!(ev.kind, WatchEventType::Bookmark);
-    assert_eq!(ev.object["kind"], "ConfigMap");
-    assert_eq!(ev.object["metadata"]["resourceVersion"], created.object["metadata"]["resourceVersion"]);
+    assert_eq!(ev.object.value["kind"], "ConfigMap");
+    assert_eq!(ev.object.value["metadata"]["resourceVersion"], created.object["metadata"]["resourceVersion"]);
 }
 
 #[tokio::test]

@@ -177,6 +177,45 @@ async fn follow(cache: std::sync::Weak<WatchCache>, store: Arc<dyn Store>, mut s
     }
 }
 
+/// Decoded objects of recent watch events, shared by all watchers, so that an event
+/// seen by a hundred watchers is decoded and encoded once.
+pub struct DecodeMemo {
+    inner: std::sync::Mutex<(
+        std::collections::HashMap<(String, Revision), Arc<Obj>>,
+        std::collections::VecDeque<(String, Revision)>,
+    )>,
+    capacity: usize,
+}
+
+impl DecodeMemo {
+    pub fn new(capacity: usize) -> Self {
+        DecodeMemo { inner: std::sync::Mutex::new(Default::default()), capacity }
+    }
+
+    /// The object `kv` holds, stamped with resourceVersion `rev`.
+    pub fn get(&self, kv: &KeyValue, rev: Revision) -> Option<Arc<Obj>> {
+        let k = (kv.key.clone(), rev);
+        if let Some(o) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).0.get(&k) {
+            return Some(o.clone());
+        }
+        let mut v = decode(kv).ok()?;
+        set_resource_version(&mut v, rev);
+        let obj = Arc::new(Obj::new(v));
+        let _ = obj.json();
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &mut *g;
+        if map.insert(k.clone(), obj.clone()).is_none() {
+            order.push_back(k);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        Some(obj)
+    }
+}
+
 /// Stamps a decoded object for a list (used by the store fallback path).
 pub fn obj_from_value(mut v: Value, rev: Option<Revision>) -> Arc<Obj> {
     if let Some(r) = rev {

@@ -36,6 +36,8 @@ pub struct Registry {
     pub cache: Option<Arc<cache::WatchCache>>,
     /// How often watches that allow bookmarks get one.
     pub bookmark_interval: std::time::Duration,
+    /// Watch events decoded once for all watchers.
+    pub memo: Arc<cache::DecodeMemo>,
 }
 
 /// The storage key of one object.
@@ -88,14 +90,24 @@ pub fn namespace_of(v: &Value) -> Option<&str> {
 }
 
 impl Registry {
+    fn memo() -> Arc<cache::DecodeMemo> {
+        Arc::new(cache::DecodeMemo::new(4096))
+    }
+
     /// A registry that reads lists from the store.
     pub fn new(store: Arc<dyn Store>, alloc: Allocator) -> Self {
-        Registry { store, alloc, cache: None, bookmark_interval: watch::BOOKMARK_INTERVAL }
+        Registry { store, alloc, cache: None, bookmark_interval: watch::BOOKMARK_INTERVAL, memo: Self::memo() }
     }
 
     /// A registry that serves lists from a watch cache, as kube-apiserver does.
     pub async fn with_watch_cache(store: Arc<dyn Store>, alloc: Allocator) -> Result<Self, ApiError> {
         let cache = cache::WatchCache::start(store.clone()).await?;
-        Ok(Registry { store, alloc, cache: Some(cache), bookmark_interval: watch::BOOKMARK_INTERVAL })
+        Ok(Registry {
+            store,
+            alloc,
+            cache: Some(cache),
+            bookmark_interval: watch::BOOKMARK_INTERVAL,
+            memo: Self::memo(),
+        })
     }
 }

@@ -54,6 +54,11 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
+    /// Does the filter select everything?
+    pub fn is_everything(&self) -> bool {
+        self.labels.as_ref().is_none_or(|l| l.is_everything()) && self.fields.is_none()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(sel) = &self.labels {
             let labels: BTreeMap<String, String> = obj

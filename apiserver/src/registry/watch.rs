@@ -3,13 +3,15 @@
 //! selection become ADDED/DELETED, as the kube-apiserver watch cache does),
 //! bookmarks, initial events and 410 Gone for compacted revisions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 
+use super::cache::Obj;
 use super::read::Filter;
-use super::{decode, prefix, set_resource_version, ListOptions, Registry};
+use super::{prefix, ListOptions, Registry};
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
 use crate::storage::{EventKind, Revision, StorageError};
@@ -39,7 +41,8 @@ impl WatchEventType {
 #[derive(Clone, Debug)]
 pub struct WatchEvent {
     pub kind: WatchEventType,
-    pub object: Value,
+    /// Shared between watchers; its JSON encoding is computed once.
+    pub object: Arc<Obj>,
 }
 
 /// How often bookmarks are sent when the client allows them.
@@ -54,12 +57,12 @@ fn bookmark(res: &ResourceInfo, rv: Revision, initial_end: bool) -> WatchEvent {
     }
     WatchEvent {
         kind: WatchEventType::Bookmark,
-        object: json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta}),
+        object: Arc::new(Obj::new(json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta}))),
     }
 }
 
 fn error_event(e: &ApiError) -> WatchEvent {
-    WatchEvent { kind: WatchEventType::Error, object: e.to_status() }
+    WatchEvent { kind: WatchEventType::Error, object: Arc::new(Obj::new(e.to_status())) }
 }
 
 impl Registry {
@@ -101,9 +104,7 @@ impl Registry {
                 )
                 .await?;
             start = listing.resource_version;
-            initial.extend(
-                listing.items.iter().map(|o| WatchEvent { kind: WatchEventType::Added, object: o.value.clone() }),
-            );
+            initial.extend(listing.items.iter().map(|o| WatchEvent { kind: WatchEventType::Added, object: o.clone() }));
             if opts.send_initial_events == Some(true) {
                 initial.push(bookmark(res, start, true));
             }
@@ -119,6 +120,7 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
 
+        let memo = self.memo.clone();
         let stream = async_stream::stream! {
             for ev in initial {
                 yield ev;
@@ -150,20 +152,23 @@ impl Registry {
                         };
                         last_rev = ev.revision();
                         let rev = ev.revision();
+                        let everything = filter.is_everything();
                         let cur = match ev.kind {
-                            EventKind::Put => decode(&ev.kv).ok(),
+                            EventKind::Put => memo.get(&ev.kv, rev),
                             EventKind::Delete => None,
                         };
-                        let prev = ev.prev.as_ref().and_then(|kv| decode(kv).ok());
-                        let cur_ok = cur.as_ref().is_some_and(|o| filter.matches(o));
-                        let prev_ok = prev.as_ref().is_some_and(|o| filter.matches(o));
+                        // The previous state matters for selectors (moving in or out) and deletes.
+                        let prev = match &ev.prev {
+                            Some(kv) if !everything || cur.is_none() => memo.get(kv, rev),
+                            _ => None,
+                        };
+                        let had_prev = ev.prev.is_some();
+                        let cur_ok = cur.as_ref().is_some_and(|o| everything || filter.matches(&o.value));
+                        let prev_ok = if everything { had_prev } else { prev.as_ref().is_some_and(|o| filter.matches(&o.value)) };
                         let out = match (cur, prev) {
                             (Some(c), _) if cur_ok && prev_ok => Some((WatchEventType::Modified, c)),
                             (Some(c), _) if cur_ok => Some((WatchEventType::Added, c)),
-                            (_, Some(mut p)) if prev_ok => {
-                                set_resource_version(&mut p, rev);
-                                Some((WatchEventType::Deleted, p))
-                            }
+                            (_, Some(p)) if prev_ok => Some((WatchEventType::Deleted, p)),
                             _ => None,
                         };
                         if let Some((kind, object)) = out {
