@@ -242,6 +242,8 @@ impl Registry {
             strategy::prepare_for_update(res, part, &mut new, &old);
             if part == Part::Main {
                 admission::default(res, &mut new)?;
+                // Defaults may have made the spec what it was: then it is not a new generation.
+                strategy::follow_generation(&mut new, &old);
             }
             let errs = match part {
                 Part::Main | Part::Finalize => admission::validate(res, &new, Some(&old)),
@@ -361,18 +363,13 @@ impl Registry {
         opts: &WriteOptions,
     ) -> Result<Written, ApiError> {
         let schema = match ptype {
+            // Without a patch schema only the schemaless patch types are served (as for custom resources).
             PatchType::StrategicMerge => Some(patch::patch_schema(&res.api_version(), res.kind).ok_or_else(|| {
-                ApiError::UnsupportedMediaType(format!(
-                    "strategic merge patch is not supported for {}",
-                    res.qualified_plural()
-                ))
+                ApiError::UnsupportedMediaType("application/json-patch+json, application/merge-patch+json".into())
             })?),
-            PatchType::Apply => {
-                return Err(ApiError::UnsupportedMediaType(
-                    "server-side apply (application/apply-patch+yaml) is not supported by knet; use client-side `kubectl apply`"
-                        .into(),
-                ))
-            }
+            // Server-side apply is not served: the 415 lists the patch types that are (client-side
+            // `kubectl apply` sends a strategic merge patch).
+            PatchType::Apply => return Err(ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into())),
             _ => None,
         };
         if ptype != PatchType::Json && !patch_doc.is_object() {
