@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::registry::decode;
 use crate::registry::strategy::Part;
 use crate::registry::{DeleteOptions, ListOptions, PatchType, Registry, WatchEvent, WatchEventType, WriteOptions};
 use crate::resources::{self, ResourceInfo};
@@ -270,6 +271,12 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         | "application/strategic-merge-patch+json" => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))),
         "application/yaml" | "application/x-yaml" | "text/yaml" | "application/apply-patch+yaml" => {
+            if decode::yaml_flow_too_deep(body, decode::MAX_YAML_FLOW_DEPTH) {
+                return Err(ApiError::BadRequest(format!(
+                    "error converting YAML to JSON: flow collections nested deeper than {} levels",
+                    decode::MAX_YAML_FLOW_DEPTH
+                )));
+            }
             let v: serde_yaml::Value = serde_yaml::from_slice(body)
                 .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?;
             serde_json::to_value(v).map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))

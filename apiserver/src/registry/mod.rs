@@ -6,7 +6,7 @@
 //! with etcd. Kind-specific behaviour lives in [`strategy`] (what a create or update
 //! may change) and in [`crate::admission`] (defaulting, validation).
 
-mod decode;
+pub mod decode;
 mod options;
 mod read;
 pub mod strategy;
