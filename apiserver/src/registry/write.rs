@@ -34,6 +34,18 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
+/// How Go's encoding/json names a JSON value's type in its errors.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 fn is_services(res: &ResourceInfo) -> bool {
     res.group.is_empty() && res.plural == "services"
 }
@@ -374,6 +386,17 @@ impl Registry {
         };
         if ptype != PatchType::Json && !patch_doc.is_object() {
             return Err(ApiError::BadRequest("the patch must be a JSON object".into()));
+        }
+        // A JSON patch that is not a list of operations does not decode: 400, as kube-apiserver answers
+        // (operations that do not apply are 422, below).
+        if ptype == PatchType::Json {
+            let not_a = |what: &str, go_type: &str| {
+                ApiError::BadRequest(format!("json: cannot unmarshal {what} into Go value of type {go_type}"))
+            };
+            let ops = patch_doc.as_array().ok_or_else(|| not_a(json_kind(patch_doc), "jsonpatch.Patch"))?;
+            if let Some(op) = ops.iter().find(|op| !op.is_object()) {
+                return Err(not_a(json_kind(op), "jsonpatch.Operation"));
+            }
         }
         self.update_with(res, ns, name, part, opts, |cur| {
             // Patches apply to the object without its resourceVersion unless they set one.
