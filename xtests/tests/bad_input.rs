@@ -410,7 +410,7 @@ async fn bad_patches_are_400_or_422_and_change_nothing() -> Result<()> {
         (r#"[{"op":"remove","path":"/data/nope"}]"#, "/data/nope"),
         (r#"[{"op":"replace","path":"/metadata/nope/x","value":1}]"#, "/metadata/nope/x"),
         (r#"[{"op":"test","path":"/data/a","value":"2"}]"#, "/data/a"),
-        (r#"[{"op":"add","path":"data/b","value":"2"}]"#, "data/b"),
+        (r#"[{"op":"add","path":"data/b","value":"2"}]"#, "does not start with a slash"),
     ] {
         let a = c.patch(&target, Some(JSON_PATCH), ops).await?;
         a.failure(422, "Invalid", &[])?;
