@@ -413,7 +413,7 @@ impl Registry {
                 ),
                 PatchType::Apply => Ok(base.clone()),
             };
-            out.map_err(|e| ApiError::Invalid {
+            let invalid_patch = |detail: String| ApiError::Invalid {
                 group: res.group.into(),
                 kind: res.kind.into(),
                 name: name.into(),
@@ -421,9 +421,20 @@ impl Registry {
                     kind: knet_apimachinery::field::ErrorType::Invalid,
                     field: knet_apimachinery::field::Path::new("patch"),
                     value: None,
-                    detail: e.to_string(),
+                    detail,
                 }],
-            })
+            };
+            let patched = out.map_err(|e| invalid_patch(e.to_string()))?;
+            // A patch whose result does not decode as the kind (or, under Strict, has unknown fields) is
+            // an invalid patch, 422 on field `patch` as kube-apiserver answers; a PUT body gets 400.
+            match field_validation(res, &patched, opts.field_validation) {
+                Err(ApiError::BadRequest(msg)) => {
+                    let prefix = format!("cannot be handled as a {}: ", res.kind);
+                    let detail = msg.split_once(&prefix).map_or(msg.as_str(), |(_, d)| d);
+                    Err(invalid_patch(detail.to_string()))
+                }
+                _ => Ok(patched),
+            }
         })
         .await
     }
