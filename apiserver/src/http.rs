@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::registry::decode;
 use crate::registry::strategy::Part;
 use crate::registry::{DeleteOptions, ListOptions, PatchType, Registry, WatchEvent, WatchEventType, WriteOptions};
 use crate::resources::{self, ResourceInfo};
@@ -251,6 +252,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The media types a request body may have.
+const BODY_MEDIA_TYPES: &str = "application/json, application/yaml";
+
 /// Decodes a request body by Content-Type (JSON or YAML).
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
@@ -267,13 +271,18 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         | "application/strategic-merge-patch+json" => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}"))),
         "application/yaml" | "application/x-yaml" | "text/yaml" | "application/apply-patch+yaml" => {
+            if decode::yaml_flow_too_deep(body, decode::MAX_YAML_FLOW_DEPTH) {
+                return Err(ApiError::BadRequest(format!(
+                    "error converting YAML to JSON: flow collections nested deeper than {} levels",
+                    decode::MAX_YAML_FLOW_DEPTH
+                )));
+            }
             let v: serde_yaml::Value = serde_yaml::from_slice(body)
                 .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?;
             serde_json::to_value(v).map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))
         }
-        other => Err(ApiError::UnsupportedMediaType(format!(
-            "{other} is not supported; use application/json, application/yaml"
-        ))),
+        // kube-apiserver lists what it accepts (the message starts "… accepted media types include:").
+        _ => Err(ApiError::UnsupportedMediaType(BODY_MEDIA_TYPES.into())),
     }
 }
 
@@ -533,9 +542,8 @@ async fn serve(
         }
         (Method::PATCH, Some(name), sub) => {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let ptype = PatchType::from_content_type(ct).ok_or_else(|| {
-                ApiError::UnsupportedMediaType(format!("{ct}; accepted patch types: {}", PatchType::ACCEPTED))
-            })?;
+            let ptype = PatchType::from_content_type(ct)
+                .ok_or_else(|| ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into()))?;
             let patch_doc = match ptype {
                 PatchType::Apply => decode_body(&yaml_headers(), body)?,
                 _ => serde_json::from_slice::<Value>(body)

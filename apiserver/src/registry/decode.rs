@@ -55,6 +55,63 @@ pub fn check_type_meta(res: &ResourceInfo, obj: &mut Value) -> Result<(), ApiErr
     Ok(())
 }
 
+/// How deep flow collections (`[`, `{`) may nest in a YAML body: the YAML decoder's own recursion limit,
+/// so nothing it could decode is refused.
+pub const MAX_YAML_FLOW_DEPTH: usize = 128;
+
+/// Whether a YAML text opens flow collections deeper than `limit`, counted outside quoted scalars and
+/// comments (brackets inside block scalars count too: an upper bound, cheap to compute).
+///
+/// The YAML scanner (libyaml) looks ahead through a flow collection that may be a simple key and checks
+/// every open level at each token, so a body of nothing but `[[[[…` costs time quadratic in its size
+/// (100 KB ≈ 30 s of a server thread) before any depth limit applies: such bodies are refused first.
+pub fn yaml_flow_too_deep(text: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    // The last character that was not a space: a quote only opens a scalar where a scalar may start.
+    let mut last = b'\n';
+    let mut prev = b'\n';
+    while let Some(&b) = text.get(i) {
+        match b {
+            b'#' if prev.is_ascii_whitespace() => {
+                while text.get(i).is_some_and(|c| *c != b'\n') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' if matches!(last, b'\n' | b':' | b',' | b'[' | b'{' | b'-' | b'?') => {
+                i += 1;
+                while let Some(&c) = text.get(i) {
+                    i += 1;
+                    match (b, c) {
+                        (b'"', b'\\') => i += 1,
+                        (b'\'', b'\'') if text.get(i) == Some(&b'\'') => i += 1,
+                        _ if c == b => break,
+                        _ => {}
+                    }
+                }
+                last = b;
+                prev = b;
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if !matches!(b, b' ' | b'\t' | b'\r') {
+            last = b;
+        }
+        prev = b;
+        i += 1;
+    }
+    false
+}
+
 /// Paths of fields in `original` that the typed decoding dropped.
 fn dropped_fields(original: &Value, roundtrip: &Value, path: &str, out: &mut Vec<String>) {
     match (original, roundtrip) {
@@ -140,6 +197,21 @@ mod tests {
         assert!(err.to_string().contains("strict decoding error: unknown field \"spec.portz\""), "{err}");
         let bad = json!({"metadata": {"name": "x"}, "spec": {"ports": "eighty"}});
         assert!(matches!(decode_typed(svc, &bad), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn deep_yaml_flow_nesting_is_found_outside_quotes_and_comments() {
+        let deep = |n: usize| format!("a: {}", "[".repeat(n));
+        assert!(!yaml_flow_too_deep(deep(128).as_bytes(), 128));
+        assert!(yaml_flow_too_deep(deep(129).as_bytes(), 128));
+        assert!(!yaml_flow_too_deep(b"a: [[1], [2], {b: [3]}]\n", 3));
+        assert!(yaml_flow_too_deep(b"a: [[[1]]]\n", 2));
+        // Quoted scalars and comments do not count, with their escapes.
+        let quiet = b"a: \"[[[\\\"[[[\"\nb: '[[[''[[['\nc: x # [[[[\nd: [\"]]]\", 1]\n";
+        assert!(!yaml_flow_too_deep(quiet, 1));
+        // An apostrophe inside a plain scalar opens no quote, so it cannot hide brackets.
+        assert!(yaml_flow_too_deep(b"a: [b', [[[", 2));
+        assert!(!yaml_flow_too_deep(b"msg: don't [stop]\n", 1));
     }
 
     #[test]

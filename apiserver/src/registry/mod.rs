@@ -7,7 +7,7 @@
 //! may change) and in [`crate::admission`] (defaulting, validation).
 
 pub mod cache;
-mod decode;
+pub mod decode;
 mod options;
 mod read;
 pub mod strategy;

@@ -33,7 +33,8 @@ impl Filter {
     pub fn new(res: &ResourceInfo, opts: &ListOptions) -> Result<Self, ApiError> {
         let labels = match &opts.label_selector {
             Some(s) => {
-                Some(labels::parse(s).map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}")))?)
+                // The parser words its errors as Kubernetes does, "unable to parse requirement: …" included.
+                Some(labels::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?)
             }
             None => None,
         };

@@ -80,6 +80,7 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
             meta.remove(k);
         }
     }
+    drop_empty_metadata(obj);
     let Some(o) = obj.as_object_mut() else { return };
     match (res.group, res.plural) {
         ("", "services") => {
@@ -196,11 +197,34 @@ pub fn prepare_for_update(res: &ResourceInfo, part: Part, new: &mut Value, old: 
             new["spec"]["finalizers"] = f;
         }
     }
-    // generation follows spec changes.
+    follow_generation(new, old);
+    drop_empty_metadata(new);
+}
+
+/// Sets `new`'s generation: `old`'s, plus one when the spec (everything but metadata and status) changed.
+/// Also to be called after defaulting, so that a spec that only lacked defaults is no change.
+pub fn follow_generation(new: &mut Value, old: &Value) {
     let old_gen = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
     let gen = if spec_part(new) != spec_part(old) { old_gen + 1 } else { old_gen };
     if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("generation".into(), json!(gen));
+    }
+}
+
+/// Drops empty `labels`, `annotations`, `finalizers` and `ownerReferences`: kube-apiserver never
+/// stores them (they are `omitempty`), so removing the last label leaves no `labels: {}` behind.
+fn drop_empty_metadata(obj: &mut Value) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+        let empty = match meta.get(k) {
+            Some(Value::Object(m)) => m.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Null) => true,
+            _ => false,
+        };
+        if empty {
+            meta.remove(k);
+        }
     }
 }
 
@@ -264,6 +288,23 @@ mod tests {
         assert_eq!(st["metadata"]["labels"]["a"], "1");
         assert_eq!(st["status"]["loadBalancer"]["ingress"][0]["ip"], "1.1.1.1");
         assert_eq!(st["metadata"]["generation"], 1);
+    }
+
+    #[test]
+    fn a_spec_that_only_lacked_defaults_is_no_new_generation_and_empty_metadata_goes() {
+        let old = json!({"metadata": {"name": "x", "generation": 3, "labels": {"a": "1"}}, "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}});
+        let mut new =
+            json!({"metadata": {"name": "x", "labels": {}, "annotations": {}}, "spec": {"ports": [{"port": 80}]}});
+        prepare_for_update(svc_res(), Part::Main, &mut new, &old);
+        assert_eq!(new["metadata"]["generation"], 4, "before defaulting the spec looks changed");
+        assert!(new["metadata"].get("labels").is_none() && new["metadata"].get("annotations").is_none(), "{new}");
+        new["spec"]["ports"][0]["protocol"] = json!("TCP");
+        follow_generation(&mut new, &old);
+        assert_eq!(new["metadata"]["generation"], 3);
+        let mut created = json!({"metadata": {"name": "x", "finalizers": [], "labels": {"a": "1"}}});
+        prepare_for_create(svc_res(), &mut created);
+        assert!(created["metadata"].get("finalizers").is_none());
+        assert_eq!(created["metadata"]["labels"], json!({"a": "1"}));
     }
 
     #[test]

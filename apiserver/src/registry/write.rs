@@ -34,6 +34,18 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
+/// How Go's encoding/json names a JSON value's type in its errors.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 fn is_services(res: &ResourceInfo) -> bool {
     res.group.is_empty() && res.plural == "services"
 }
@@ -265,6 +277,8 @@ impl Registry {
                 Part::Main => {
                     admission::default(res, &mut new)?;
                     admission::prepare_for_update(res, &mut new, &old)?;
+                    // Defaults may have made the spec what it was: then it is not a new generation.
+                    strategy::follow_generation(&mut new, &old);
                 }
                 Part::Status => admission::default(res, &mut new)?,
                 Part::Finalize => {}
@@ -376,22 +390,28 @@ impl Registry {
         opts: &WriteOptions,
     ) -> Result<Written, ApiError> {
         let schema = match ptype {
+            // Without a patch schema only the schemaless patch types are served (as for custom resources).
             PatchType::StrategicMerge => Some(patch::patch_schema(&res.api_version(), res.kind).ok_or_else(|| {
-                ApiError::UnsupportedMediaType(format!(
-                    "strategic merge patch is not supported for {}",
-                    res.qualified_plural()
-                ))
+                ApiError::UnsupportedMediaType("application/json-patch+json, application/merge-patch+json".into())
             })?),
-            PatchType::Apply => {
-                return Err(ApiError::UnsupportedMediaType(
-                    "server-side apply (application/apply-patch+yaml) is not supported by knet; use client-side `kubectl apply`"
-                        .into(),
-                ))
-            }
+            // Server-side apply is not served: the 415 lists the patch types that are (client-side
+            // `kubectl apply` sends a strategic merge patch).
+            PatchType::Apply => return Err(ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into())),
             _ => None,
         };
         if ptype != PatchType::Json && !patch_doc.is_object() {
             return Err(ApiError::BadRequest("the patch must be a JSON object".into()));
+        }
+        // A JSON patch that is not a list of operations does not decode: 400, as kube-apiserver answers
+        // (operations that do not apply are 422, below).
+        if ptype == PatchType::Json {
+            let not_a = |what: &str, go_type: &str| {
+                ApiError::BadRequest(format!("json: cannot unmarshal {what} into Go value of type {go_type}"))
+            };
+            let ops = patch_doc.as_array().ok_or_else(|| not_a(json_kind(patch_doc), "jsonpatch.Patch"))?;
+            if let Some(op) = ops.iter().find(|op| !op.is_object()) {
+                return Err(not_a(json_kind(op), "jsonpatch.Operation"));
+            }
         }
         self.update_with(res, ns, name, part, opts, |cur| {
             // Patches apply to the object without its resourceVersion unless they set one.
@@ -408,7 +428,27 @@ impl Registry {
                 ),
                 PatchType::Apply => Ok(base.clone()),
             };
-            out.map_err(ApiError::from)
+            let patched = out.map_err(ApiError::from)?;
+            // A patch whose result does not decode as the kind (or, under Strict, has unknown fields) is
+            // an invalid patch, 422 on field `patch` as kube-apiserver answers; a PUT body gets 400.
+            match field_validation(res, &patched, opts.field_validation) {
+                Err(ApiError::BadRequest(msg)) => {
+                    let prefix = format!("cannot be handled as a {}: ", res.kind);
+                    let detail = msg.split_once(&prefix).map_or(msg.as_str(), |(_, d)| d);
+                    Err(ApiError::Invalid {
+                        group: res.group.into(),
+                        kind: res.kind.into(),
+                        name: name.into(),
+                        errors: vec![knet_apimachinery::field::FieldError {
+                            kind: knet_apimachinery::field::ErrorType::Invalid,
+                            field: knet_apimachinery::field::Path::new("patch"),
+                            value: None,
+                            detail: detail.to_string(),
+                        }],
+                    })
+                }
+                _ => Ok(patched),
+            }
         })
         .await
     }
