@@ -253,9 +253,9 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The media types a request body may have.
-const BODY_MEDIA_TYPES: &str = "application/json, application/yaml";
+const BODY_MEDIA_TYPES: &str = "application/json, application/yaml, application/vnd.kubernetes.protobuf";
 
-/// Decodes a request body by Content-Type (JSON or YAML).
+/// Decodes a request body by Content-Type (JSON, YAML, or Kubernetes protobuf, which is decoded into JSON).
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let base = ct.split(';').next().unwrap_or("").trim();
@@ -281,6 +281,7 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
                 .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?;
             serde_json::to_value(v).map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))
         }
+        crate::protobuf::CONTENT_TYPE => Ok(crate::protobuf::decode_request_body(body)?),
         // kube-apiserver lists what it accepts (the message starts "… accepted media types include:").
         _ => Err(ApiError::UnsupportedMediaType(BODY_MEDIA_TYPES.into())),
     }
@@ -671,6 +672,8 @@ mod tests {
         assert_eq!(decode_body(&h, b"a: 1\n").unwrap(), json!({"a": 1}));
         assert!(matches!(decode_body(&h, b"a: [1\n"), Err(ApiError::BadRequest(_))));
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.kubernetes.protobuf"));
+        assert!(matches!(decode_body(&h, b"x"), Err(ApiError::BadRequest(_))));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/cbor"));
         assert!(matches!(decode_body(&h, b"x"), Err(ApiError::UnsupportedMediaType(_))));
     }
 }
