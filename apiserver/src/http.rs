@@ -297,6 +297,12 @@ enum Shape {
 }
 
 fn shape(headers: &HeaderMap, q: &[(String, String)]) -> Result<Shape, ApiError> {
+    // Protobuf request bodies are decoded, but answers are only JSON or YAML: a client that takes nothing
+    // else (client-go sends `application/vnd.kubernetes.protobuf, */*`, which is fine) is told so.
+    let acc = accept(headers);
+    if !acc.trim().is_empty() && acc.split(',').all(|p| p.trim().starts_with(crate::protobuf::CONTENT_TYPE)) {
+        return Err(ApiError::NotAcceptable("application/json, application/yaml".into()));
+    }
     let include = IncludeObject::parse(q.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.as_str()))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let no_headers = q.iter().any(|(k, v)| k == "noHeaders" && v == "true");
@@ -661,6 +667,20 @@ mod tests {
         assert_eq!(q[2].1, "%zz");
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("a%4"), "a%4");
+    }
+
+    #[test]
+    fn protobuf_only_accept_is_not_acceptable() {
+        let with = |a: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(a));
+            shape(&h, &[])
+        };
+        assert!(matches!(with("application/vnd.kubernetes.protobuf"), Err(ApiError::NotAcceptable(_))));
+        assert!(matches!(with("application/vnd.kubernetes.protobuf;stream=watch"), Err(ApiError::NotAcceptable(_))));
+        assert_eq!(with("application/vnd.kubernetes.protobuf, */*").ok(), Some(Shape::Json));
+        assert_eq!(with("application/vnd.kubernetes.protobuf,application/json").ok(), Some(Shape::Json));
+        assert_eq!(shape(&HeaderMap::new(), &[]).ok(), Some(Shape::Json));
     }
 
     #[test]
