@@ -49,6 +49,8 @@ pub enum Card {
     Repeated,
     /// `map<string, Kind>`.
     Map,
+    /// An embedded Go struct without a JSON name: its fields appear in the parent's JSON object.
+    Inline,
 }
 
 /// One field of a message.
@@ -107,6 +109,10 @@ pub fn message(msg: &'static Message, buf: &[u8], depth: usize) -> Result<Map<St
                     a.extend(values);
                 }
             }
+            Card::Inline => match value(msg, field, wire, &mut r, depth)? {
+                Value::Object(inner) => out.extend(inner),
+                _ => return Err(ProtobufError::NoSchema { message: format!("{} field {}", msg.name, field.number) }),
+            },
             Card::Opt | Card::Ptr => {
                 let v = value(msg, field, wire, &mut r, depth)?;
                 if field.card == Card::Ptr || !is_zero(field.kind, &v) {

@@ -43,6 +43,7 @@ SCALARS = {"string": "Str", "bool": "Bool", "int32": "I32", "int64": "I64", "dou
 
 messages = {}
 pointers = set()  # (package, go-struct name, json name)
+inline = set()  # the same, for embedded structs
 for pkg, d in PKGS.items():
     src = open(os.path.join(d, "generated.proto")).read()
     for m in re.finditer(r"^message (\w+) \{(.*?)^\}", src, re.S | re.M):
@@ -63,6 +64,10 @@ for pkg, d in PKGS.items():
                 t = re.match(r"\s*\w+\s+(\S+)\s+`.*protobuf:\"[^\"]*name=(\w+)", line)
                 if t and t.group(1).startswith("*"):
                     pointers.add((pkg, s.group(1), t.group(2)))
+                # An embedded struct with no JSON name: its fields appear inline in the parent's JSON.
+                e = re.match(r"\s*\*?[\w.]+\s+`json:\"(,[^\"]*)?\".*protobuf:\"[^\"]*name=(\w+)", line)
+                if e:
+                    inline.add((pkg, s.group(1), e.group(2)))
 
 
 def resolve(pkg, t):
@@ -92,6 +97,9 @@ while todo:
             kind = f'Msg("{r}")'
             todo.append(r)
         card = {"repeated": "Repeated", "map": "Map"}.get(label, "Ptr" if (pkg, short, fname) in pointers else "Opt")
+        if (pkg, short, fname) in inline:
+            assert kind.startswith("Msg") and label == "optional", (name, fname)
+            card = "Inline"
         rows.append(f'        f({num}, "{fname}", {kind}, {card}),')
     out.append((name, rows))
 

@@ -238,14 +238,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "k8s.io.api.core.v1.ConfigMapEnvSource",
         fields: &[
-            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Opt),
+            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Inline),
             f(2, "optional", Bool, Ptr),
         ],
     },
     Message {
         name: "k8s.io.api.core.v1.ConfigMapKeySelector",
         fields: &[
-            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Opt),
+            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Inline),
             f(2, "key", Str, Opt),
             f(3, "optional", Bool, Ptr),
         ],
@@ -263,7 +263,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "k8s.io.api.core.v1.ConfigMapProjection",
         fields: &[
-            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Opt),
+            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Inline),
             f(2, "items", Msg("k8s.io.api.core.v1.KeyToPath"), Repeated),
             f(4, "optional", Bool, Ptr),
         ],
@@ -271,7 +271,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "k8s.io.api.core.v1.ConfigMapVolumeSource",
         fields: &[
-            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Opt),
+            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Inline),
             f(2, "items", Msg("k8s.io.api.core.v1.KeyToPath"), Repeated),
             f(3, "defaultMode", I32, Ptr),
             f(4, "optional", Bool, Ptr),
@@ -1126,7 +1126,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "k8s.io.api.core.v1.Probe",
         fields: &[
-            f(1, "handler", Msg("k8s.io.api.core.v1.ProbeHandler"), Opt),
+            f(1, "handler", Msg("k8s.io.api.core.v1.ProbeHandler"), Inline),
             f(2, "initialDelaySeconds", I32, Opt),
             f(3, "timeoutSeconds", I32, Opt),
             f(4, "periodSeconds", I32, Opt),
@@ -1271,14 +1271,14 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "k8s.io.api.core.v1.SecretEnvSource",
         fields: &[
-            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Opt),
+            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Inline),
             f(2, "optional", Bool, Ptr),
         ],
     },
     Message {
         name: "k8s.io.api.core.v1.SecretKeySelector",
         fields: &[
-            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Opt),
+            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Inline),
             f(2, "key", Str, Opt),
             f(3, "optional", Bool, Ptr),
         ],
@@ -1286,7 +1286,7 @@ pub static MESSAGES: &[Message] = &[
     Message {
         name: "k8s.io.api.core.v1.SecretProjection",
         fields: &[
-            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Opt),
+            f(1, "localObjectReference", Msg("k8s.io.api.core.v1.LocalObjectReference"), Inline),
             f(2, "items", Msg("k8s.io.api.core.v1.KeyToPath"), Repeated),
             f(4, "optional", Bool, Ptr),
         ],
@@ -1454,7 +1454,7 @@ pub static MESSAGES: &[Message] = &[
     },
     Message {
         name: "k8s.io.api.core.v1.Volume",
-        fields: &[f(1, "name", Str, Opt), f(2, "volumeSource", Msg("k8s.io.api.core.v1.VolumeSource"), Opt)],
+        fields: &[f(1, "name", Str, Opt), f(2, "volumeSource", Msg("k8s.io.api.core.v1.VolumeSource"), Inline)],
     },
     Message {
         name: "k8s.io.api.core.v1.VolumeDevice",
@@ -1682,7 +1682,7 @@ pub static MESSAGES: &[Message] = &[
         name: "k8s.io.api.networking.v1.IngressRule",
         fields: &[
             f(1, "host", Str, Opt),
-            f(2, "ingressRuleValue", Msg("k8s.io.api.networking.v1.IngressRuleValue"), Opt),
+            f(2, "ingressRuleValue", Msg("k8s.io.api.networking.v1.IngressRuleValue"), Inline),
         ],
     },
     Message {

@@ -172,6 +172,23 @@ fn bad_input_is_a_clear_error() {
 }
 
 #[test]
+fn embedded_structs_are_inline() {
+    let path = W::default()
+        .str(1, "/bar")
+        .str(3, "Prefix")
+        .msg(2, W::default().msg(4, W::default().str(1, "svc1").msg(2, W::default().str(1, "").int(2, 8080))));
+    let rule = W::default().str(1, "foo.com").msg(2, W::default().msg(1, W::default().msg(1, path)));
+    let spec = W::default().msg(2, W::default().str(2, "my-cert")).msg(3, rule).str(4, "default");
+    let v = decode_request_body(&body("networking.k8s.io/v1", "Ingress", W::default().msg(2, spec))).unwrap();
+    assert_eq!(
+        v["spec"],
+        json!({"tls": [{"secretName": "my-cert"}], "rules": [{"host": "foo.com", "http": {"paths": [
+            {"path": "/bar", "pathType": "Prefix", "backend": {"service": {"name": "svc1", "port": {"number": 8080}}}}
+        ]}}], "ingressClassName": "default"})
+    );
+}
+
+#[test]
 fn names_messages_by_group() {
     assert_eq!(message_name("v1", "Pod"), "k8s.io.api.core.v1.Pod");
     assert_eq!(message_name("networking.k8s.io/v1", "Ingress"), "k8s.io.api.networking.v1.Ingress");
