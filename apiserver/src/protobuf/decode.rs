@@ -244,9 +244,12 @@ fn map_entry(msg: &'static Message, field: &Field, b: &[u8], depth: usize) -> Re
     Ok((key, val))
 }
 
+/// One field of a small fixed message: (wire type, varint value, bytes).
+type SmallField = Option<(u8, u64, Vec<u8>)>;
+
 /// Reads the fields of a small fixed message (numbers 1..=3) without a schema entry.
-fn small_fields(msg: &Message, field: &Field, b: &[u8]) -> Result<[Option<(u8, u64, Vec<u8>)>; 3], ProtobufError> {
-    let mut out: [Option<(u8, u64, Vec<u8>)>; 3] = [None, None, None];
+fn small_fields(msg: &Message, field: &Field, b: &[u8]) -> Result<[SmallField; 3], ProtobufError> {
+    let mut out: [SmallField; 3] = [None, None, None];
     let mut r = Reader::new(b, msg.name);
     while !r.is_empty() {
         let (n, wire) = r.key()?;
@@ -270,7 +273,7 @@ fn small_fields(msg: &Message, field: &Field, b: &[u8]) -> Result<[Option<(u8, u
     Ok(out)
 }
 
-fn varint_of(msg: &Message, field: &Field, f: &Option<(u8, u64, Vec<u8>)>) -> Result<u64, ProtobufError> {
+fn varint_of(msg: &Message, field: &Field, f: &SmallField) -> Result<u64, ProtobufError> {
     match f {
         None => Ok(0),
         Some((VARINT, v, _)) => Ok(*v),
@@ -283,7 +286,7 @@ fn varint_of(msg: &Message, field: &Field, f: &Option<(u8, u64, Vec<u8>)>) -> Re
     }
 }
 
-fn string_of(msg: &Message, field: &Field, f: &Option<(u8, u64, Vec<u8>)>) -> Result<String, ProtobufError> {
+fn string_of(msg: &Message, field: &Field, f: &SmallField) -> Result<String, ProtobufError> {
     match f {
         None => Ok(String::new()),
         Some((LEN, _, b)) => utf8(msg, field, b),
