@@ -253,9 +253,9 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The media types a request body may have.
-const BODY_MEDIA_TYPES: &str = "application/json, application/yaml";
+const BODY_MEDIA_TYPES: &str = "application/json, application/yaml, application/vnd.kubernetes.protobuf";
 
-/// Decodes a request body by Content-Type (JSON or YAML).
+/// Decodes a request body by Content-Type (JSON, YAML, or Kubernetes protobuf, which is decoded into JSON).
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let base = ct.split(';').next().unwrap_or("").trim();
@@ -281,6 +281,7 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
                 .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))?;
             serde_json::to_value(v).map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))
         }
+        crate::protobuf::CONTENT_TYPE => Ok(crate::protobuf::decode_request_body(body)?),
         // kube-apiserver lists what it accepts (the message starts "… accepted media types include:").
         _ => Err(ApiError::UnsupportedMediaType(BODY_MEDIA_TYPES.into())),
     }
@@ -296,6 +297,12 @@ enum Shape {
 }
 
 fn shape(headers: &HeaderMap, q: &[(String, String)]) -> Result<Shape, ApiError> {
+    // Protobuf request bodies are decoded, but answers are only JSON or YAML: a client that takes nothing
+    // else (client-go sends `application/vnd.kubernetes.protobuf, */*`, which is fine) is told so.
+    let acc = accept(headers);
+    if !acc.trim().is_empty() && acc.split(',').all(|p| p.trim().starts_with(crate::protobuf::CONTENT_TYPE)) {
+        return Err(ApiError::NotAcceptable("application/json, application/yaml".into()));
+    }
     let include = IncludeObject::parse(q.iter().find(|(k, _)| k == "includeObject").map(|(_, v)| v.as_str()))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let no_headers = q.iter().any(|(k, v)| k == "noHeaders" && v == "true");
@@ -663,6 +670,20 @@ mod tests {
     }
 
     #[test]
+    fn protobuf_only_accept_is_not_acceptable() {
+        let with = |a: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(a));
+            shape(&h, &[])
+        };
+        assert!(matches!(with("application/vnd.kubernetes.protobuf"), Err(ApiError::NotAcceptable(_))));
+        assert!(matches!(with("application/vnd.kubernetes.protobuf;stream=watch"), Err(ApiError::NotAcceptable(_))));
+        assert_eq!(with("application/vnd.kubernetes.protobuf, */*").ok(), Some(Shape::Json));
+        assert_eq!(with("application/vnd.kubernetes.protobuf,application/json").ok(), Some(Shape::Json));
+        assert_eq!(shape(&HeaderMap::new(), &[]).ok(), Some(Shape::Json));
+    }
+
+    #[test]
     fn bodies() {
         let mut h = HeaderMap::new();
         assert!(matches!(decode_body(&h, b"{not json"), Err(ApiError::BadRequest(_))));
@@ -671,6 +692,8 @@ mod tests {
         assert_eq!(decode_body(&h, b"a: 1\n").unwrap(), json!({"a": 1}));
         assert!(matches!(decode_body(&h, b"a: [1\n"), Err(ApiError::BadRequest(_))));
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.kubernetes.protobuf"));
+        assert!(matches!(decode_body(&h, b"x"), Err(ApiError::BadRequest(_))));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/cbor"));
         assert!(matches!(decode_body(&h, b"x"), Err(ApiError::UnsupportedMediaType(_))));
     }
 }

@@ -17,6 +17,7 @@
 //! - [`discovery`], [`openapi`], [`tables`]: what kubectl reads to know the API.
 //! - [`pki`], [`auth`]: certificates, tokens, kubeconfigs and authentication.
 //! - [`error`]: `Status` errors.
+//! - [`protobuf`]: protobuf request bodies (kubectl's typed generators) decoded to JSON.
 
 pub mod admission;
 pub mod alloc;
@@ -28,6 +29,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod pki;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod storage;

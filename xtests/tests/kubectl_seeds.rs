@@ -1012,11 +1012,9 @@ async fn seed_validation_errors_read_like_kube_apiserver() -> Result<()> {
 // ---------------------------------------------------------------------------------------------------------
 
 /// `kubectl create namespace|deployment|configmap|secret|service` build the object in kubectl and send it
-/// as protobuf (`Content-Type: application/vnd.kubernetes.protobuf`), which knet-apiserver cannot decode:
-/// it answers 415. The seeds use `kubectl create deployment nginx --image=nginx` in the NetworkPolicy
-/// walkthrough.
+/// as protobuf (`Content-Type: application/vnd.kubernetes.protobuf`); knet-apiserver decodes it to JSON.
+/// The seeds use `kubectl create deployment nginx --image=nginx` in the NetworkPolicy walkthrough.
 #[tokio::test]
-#[ignore = "knet-apiserver does not decode protobuf request bodies; kubectl's `create <generator>` sends them"]
 async fn kubectl_create_generators_work() -> Result<()> {
     let api = ApiServer::start().await?;
     let k = api.kubectl();
