@@ -180,11 +180,18 @@ async fn follow(cache: std::sync::Weak<WatchCache>, store: Arc<dyn Store>, mut s
 /// Decoded objects of recent watch events, shared by all watchers, so that an event
 /// seen by a hundred watchers is decoded and encoded once.
 pub struct DecodeMemo {
-    inner: std::sync::Mutex<(
-        std::collections::HashMap<(String, Revision), Arc<Obj>>,
-        std::collections::VecDeque<(String, Revision)>,
-    )>,
+    inner: std::sync::Mutex<MemoState>,
     capacity: usize,
+}
+
+/// A memo entry's key: the object's storage key and the revision of the event.
+type MemoKey = (String, Revision);
+
+/// Decoded objects, and their insertion order for eviction.
+#[derive(Default)]
+struct MemoState {
+    map: std::collections::HashMap<MemoKey, Arc<Obj>>,
+    order: std::collections::VecDeque<MemoKey>,
 }
 
 impl DecodeMemo {
@@ -195,7 +202,7 @@ impl DecodeMemo {
     /// The object `kv` holds, stamped with resourceVersion `rev`.
     pub fn get(&self, kv: &KeyValue, rev: Revision) -> Option<Arc<Obj>> {
         let k = (kv.key.clone(), rev);
-        if let Some(o) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).0.get(&k) {
+        if let Some(o) = self.inner.lock().unwrap_or_else(|e| e.into_inner()).map.get(&k) {
             return Some(o.clone());
         }
         let mut v = decode(kv).ok()?;
@@ -203,12 +210,12 @@ impl DecodeMemo {
         let obj = Arc::new(Obj::new(v));
         let _ = obj.json();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (map, order) = &mut *g;
-        if map.insert(k.clone(), obj.clone()).is_none() {
-            order.push_back(k);
-            while order.len() > self.capacity {
-                if let Some(old) = order.pop_front() {
-                    map.remove(&old);
+        let st = &mut *g;
+        if st.map.insert(k.clone(), obj.clone()).is_none() {
+            st.order.push_back(k);
+            while st.order.len() > self.capacity {
+                if let Some(old) = st.order.pop_front() {
+                    st.map.remove(&old);
                 }
             }
         }
