@@ -214,6 +214,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let server = tokio::spawn(
         axum_server::from_tcp_rustls(listener, tls)
             .context("setting up the TLS listener")?
+            // Watch events are small writes: without TCP_NODELAY, Nagle's algorithm and the
+            // client's delayed ACKs hold them back ~40 ms.
+            .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
             .handle(handle.clone())
             .serve(app.into_make_service()),
     );

@@ -129,6 +129,9 @@ async fn watch_latency(server: &ApiServer) -> Result<WatchFigures> {
             &Patch::Merge(json!({"metadata": {"annotations": {"seq": seq.to_string()}}})),
         )
         .await?;
+        if let Ok(mut a) = acked.lock() {
+            a[seq] = Some(Instant::now());
+        }
     }
     let write_rate = UPDATES as f64 / start.elapsed().as_secs_f64();
     let mut delivered = 0;
