@@ -481,10 +481,17 @@ async fn wrong_content_types_are_415() -> Result<()> {
         "the message lists what is accepted, not what was sent: {}",
         a.message()
     );
+    // Protobuf is accepted (kubectl's typed `create` generators send it), so a broken protobuf body
+    // is a 400 that says what is wrong, not a 415.
     c.post(SERVICES, "application/vnd.kubernetes.protobuf", b"k8s\x00".to_vec()).await?.failure(
-        415,
-        "UnsupportedMediaType",
-        &["application/json"],
+        400,
+        "BadRequest",
+        &["protobuf"],
+    )?;
+    c.post(SERVICES, "application/vnd.kubernetes.protobuf", b"not protobuf at all".to_vec()).await?.failure(
+        400,
+        "BadRequest",
+        &["protobuf"],
     )?;
     c.put(&target, "application/xml", "<service/>").await?.failure(
         415,
