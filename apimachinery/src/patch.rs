@@ -17,6 +17,7 @@ mod order;
 mod schema;
 mod strategic;
 
+pub use gofmt::json_type_name;
 pub use json::json_patch;
 pub use schema::{patch_schema, FieldPatchMeta, PatchSchema, PatchStrategy};
 pub use strategic::strategic_merge_patch;

@@ -69,7 +69,7 @@ pub(crate) fn go_type(v: &Value) -> &'static str {
 }
 
 /// The JSON type name `encoding/json` uses in "cannot unmarshal X into …".
-pub(crate) fn json_type_name(v: &Value) -> &'static str {
+pub fn json_type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",

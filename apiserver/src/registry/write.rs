@@ -34,18 +34,6 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
-/// How Go's encoding/json names a JSON value's type in its errors.
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn is_services(res: &ResourceInfo) -> bool {
     res.group.is_empty() && res.plural == "services"
 }
@@ -408,9 +396,9 @@ impl Registry {
             let not_a = |what: &str, go_type: &str| {
                 ApiError::BadRequest(format!("json: cannot unmarshal {what} into Go value of type {go_type}"))
             };
-            let ops = patch_doc.as_array().ok_or_else(|| not_a(json_kind(patch_doc), "jsonpatch.Patch"))?;
+            let ops = patch_doc.as_array().ok_or_else(|| not_a(patch::json_type_name(patch_doc), "jsonpatch.Patch"))?;
             if let Some(op) = ops.iter().find(|op| !op.is_object()) {
-                return Err(not_a(json_kind(op), "jsonpatch.Operation"));
+                return Err(not_a(patch::json_type_name(op), "jsonpatch.Operation"));
             }
         }
         self.update_with(res, ns, name, part, opts, |cur| {
