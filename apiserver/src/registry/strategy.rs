@@ -37,40 +37,8 @@ pub fn now() -> String {
     jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
 }
 
-/// Pod QoS class from its containers' requests and limits.
-fn qos_class(pod: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|k| pod.pointer(&format!("/spec/{k}")).and_then(Value::as_array))
-        .flatten()
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        if req.is_some_and(|m| !m.is_empty()) || lim.is_some_and(|m| !m.is_empty()) {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            let l = lim.and_then(|m| m.get(r));
-            let q = req.and_then(|m| m.get(r)).or(l);
-            if l.is_none() || q != l {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed && !containers.is_empty() {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
-/// Resets what a user may not set on create (status of most kinds) and fills system
-/// metadata (uid, creationTimestamp, generation).
+/// Fills system metadata on create (uid, creationTimestamp, generation) and drops what a
+/// client may not set; the kind's own preparation (status) is `admission::prepare_for_create`.
 pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -81,29 +49,16 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
         }
     }
     drop_empty_metadata(obj);
-    let Some(o) = obj.as_object_mut() else { return };
-    match (res.group, res.plural) {
-        ("", "services") => {
-            o.insert("status".into(), json!({"loadBalancer": {}}));
-        }
-        ("", "pods") => {
-            let qos = qos_class(&Value::Object(o.clone()));
-            o.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
-        }
-        ("", "namespaces") => {
-            o.insert("status".into(), json!({"phase": "Active"}));
+    // The per-kind status a new object starts with is admission's (`admission::prepare_for_create`);
+    // what is generic to the API machinery stays here. Namespaces wait for the namespace
+    // controller's `kubernetes` finalizer, as in kube-apiserver.
+    if res.group.is_empty() && res.plural == "namespaces" {
+        if let Some(o) = obj.as_object_mut() {
             let spec = o.entry("spec").or_insert_with(|| json!({}));
             if let Some(spec) = spec.as_object_mut() {
                 spec.insert("finalizers".into(), json!(["kubernetes"]));
             }
         }
-        ("", "replicationcontrollers")
-        | ("apps", "deployments")
-        | ("apps", "replicasets")
-        | ("networking.k8s.io", "ingresses") => {
-            o.insert("status".into(), json!({}));
-        }
-        _ => {}
     }
 }
 
@@ -267,6 +222,7 @@ mod tests {
     fn create_resets_status_and_sets_system_metadata() {
         let mut s = json!({"metadata": {"name": "x", "resourceVersion": "5"}, "spec": {}, "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}});
         prepare_for_create(svc_res(), &mut s);
+        crate::admission::prepare_for_create(svc_res(), &mut s).unwrap();
         assert_eq!(s["status"], json!({"loadBalancer": {}}));
         assert!(s["metadata"]["uid"].is_string());
         assert!(s["metadata"].get("resourceVersion").is_none());
@@ -305,16 +261,5 @@ mod tests {
         prepare_for_create(svc_res(), &mut created);
         assert!(created["metadata"].get("finalizers").is_none());
         assert_eq!(created["metadata"]["labels"], json!({"a": "1"}));
-    }
-
-    #[test]
-    fn qos() {
-        let be = json!({"spec": {"containers": [{"name": "a"}]}});
-        assert_eq!(qos_class(&be), "BestEffort");
-        let g =
-            json!({"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}]}});
-        assert_eq!(qos_class(&b), "Burstable");
     }
 }

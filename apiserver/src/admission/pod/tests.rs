@@ -200,3 +200,23 @@ fn create_preparation_and_status() {
     prepare_for_create(&mut guaranteed);
     assert_eq!(guaranteed.status.and_then(|s| s.qos_class).as_deref(), Some("Guaranteed"));
 }
+
+#[test]
+fn qos_class_follows_requests_and_limits_after_defaulting() {
+    let qos = |spec: serde_json::Value| {
+        let mut pod: Pod =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec})).unwrap();
+        default_pod(&mut pod);
+        prepare_for_create(&mut pod);
+        pod.status.and_then(|s| s.qos_class).unwrap_or_default()
+    };
+    assert_eq!(qos(serde_json::json!({"containers": [{"name": "a"}]})), "BestEffort");
+    assert_eq!(
+        qos(serde_json::json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]})),
+        "Guaranteed"
+    );
+    assert_eq!(
+        qos(serde_json::json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "1"}}}]})),
+        "Burstable"
+    );
+}
