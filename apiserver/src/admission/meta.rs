@@ -309,28 +309,16 @@ pub fn selector_is_empty(sel: &LabelSelector) -> bool {
     sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
 }
 
-/// Whether `labels` satisfy `sel` (which must be valid).
+/// Whether `labels` satisfy `sel` (an invalid selector matches nothing).
 pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
     let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    let labels_ok = sel.match_labels.iter().flatten().all(|(k, val)| labels.get(k) == Some(val));
-    labels_ok
-        && sel.match_expressions.iter().flatten().all(|req| {
-            let values = req.values.as_deref().unwrap_or(&[]);
-            let got = labels.get(&req.key);
-            match req.operator.as_str() {
-                "In" => got.is_some_and(|g| values.contains(g)),
-                "NotIn" => got.is_none_or(|g| !values.contains(g)),
-                "Exists" => got.is_some(),
-                "DoesNotExist" => got.is_none(),
-                _ => false,
-            }
-        })
+    knet_apimachinery::labels::from_label_selector(sel).is_ok_and(|s| s.matches(labels.unwrap_or(&empty)))
 }
 
 /// Whether a map selector (`spec.selector` of a ReplicationController) matches `labels`.
 pub fn set_matches(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
-    selector.iter().all(|(k, val)| labels.and_then(|l| l.get(k)) == Some(val))
+    let empty = BTreeMap::new();
+    knet_apimachinery::labels::Selector::from_set(selector).matches(labels.unwrap_or(&empty))
 }
 
 #[cfg(test)]
