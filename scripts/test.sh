@@ -10,5 +10,7 @@ if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
 fi
 command -v cargo >/dev/null || { echo "error: no cargo: run scripts/install-deps.sh (as root) first" >&2; exit 1; }
 [ -n "${KNET_KUBECTL:-}" ] || scripts/install-kubectl.sh
+# Every test binary uses this kubectl (never an older one on PATH).
+export KNET_KUBECTL="${KNET_KUBECTL:-$root/target/tools/kubectl}"
 cargo build --workspace --bins
 cargo test --workspace "$@"

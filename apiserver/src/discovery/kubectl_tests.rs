@@ -3,7 +3,7 @@
 //! A small in-memory API server on 127.0.0.1 serves exactly what this crate's
 //! [`discovery`](crate::discovery), [`openapi`](crate::openapi) and
 //! [`tables`](crate::tables) produce, plus a map of objects, and records every request.
-//! kubectl (from `KNET_KUBECTL`, else `kubectl` on `PATH`; the tests are skipped
+//! kubectl v1.34 (from `KNET_KUBECTL`, else `target/tools/kubectl`; the tests fail
 //! without one) runs against it with default flags. The real HTTP layer, storage and
 //! admission are elsewhere; this only shows what kubectl reads and sends.
 
@@ -241,12 +241,13 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(String::from))
 }
 
-/// The kubectl binary to test with, if any.
+/// The kubectl v1.34 to test with: `$KNET_KUBECTL`, else the one `scripts/install-kubectl.sh`
+/// puts in the workspace's `target/tools/` (never an older `kubectl` from `PATH`).
 fn kubectl_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KNET_KUBECTL").map(PathBuf::from).filter(|p| p.exists()) {
         return Some(p);
     }
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join("kubectl")).find(|p| p.exists())
+    Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/kubectl")).filter(|p| p.exists())
 }
 
 /// A running test server and a kubectl configured for it.
@@ -259,10 +260,9 @@ struct Harness {
 
 impl Harness {
     fn start() -> Option<Harness> {
-        let Some(kubectl) = kubectl_binary() else {
-            eprintln!("skipped: no kubectl (set KNET_KUBECTL)");
-            return None;
-        };
+        // A missing kubectl fails the test: it must never pass by skipping.
+        let kubectl = kubectl_binary()
+            .expect("no kubectl v1.34: run scripts/install-kubectl.sh (target/tools/kubectl) or set KNET_KUBECTL");
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().ok()?;
         let state: Shared = Arc::default();
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
@@ -364,7 +364,7 @@ fn fields(line: &str) -> Vec<&str> {
 
 #[test]
 fn kubectl_discovers_resources_through_aggregated_discovery() {
-    let Some(h) = Harness::start() else { return };
+    let h = Harness::start().expect("starting the kubectl test harness");
     let out = h.ok(&["api-resources"]);
     let line = |name: &str| {
         out.lines()
@@ -389,7 +389,7 @@ fn kubectl_discovers_resources_through_aggregated_discovery() {
 
 #[test]
 fn kubectl_explain_prints_field_docs() {
-    let Some(h) = Harness::start() else { return };
+    let h = Harness::start().expect("starting the kubectl test harness");
     let out = h.ok(&["explain", "service.spec.ports"]);
     assert!(out.starts_with("KIND:       Service\nVERSION:    v1\n"), "{out}");
     assert!(out.contains("FIELD: ports <[]ServicePort>"), "{out}");
@@ -410,7 +410,7 @@ fn kubectl_explain_prints_field_docs() {
 
 #[test]
 fn kubectl_apply_uses_server_side_validation_and_strategic_merge() {
-    let Some(h) = Harness::start() else { return };
+    let h = Harness::start().expect("starting the kubectl test harness");
     let svc = h.file("svc.yaml", SERVICE);
     let out = h.ok(&["apply", "-f", &svc]);
     assert_eq!(out.trim(), "service/my-nginx created");
@@ -443,7 +443,7 @@ fn kubectl_apply_uses_server_side_validation_and_strategic_merge() {
 
 #[test]
 fn kubectl_get_prints_server_side_tables() {
-    let Some(h) = Harness::start() else { return };
+    let h = Harness::start().expect("starting the kubectl test harness");
     h.ok(&["apply", "-f", &h.file("svc.yaml", SERVICE)]);
     h.ok(&["apply", "-f", &h.file("deploy.yaml", DEPLOYMENT)]);
     let out = h.ok(&["get", "svc"]);
