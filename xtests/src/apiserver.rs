@@ -50,7 +50,7 @@ pub fn knet_binary(name: &str) -> Result<PathBuf> {
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; the start retries if another process takes it).
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
     Ok(listener.local_addr().context("reading the bound address")?.port())
 }

@@ -1,0 +1,26 @@
+//! knet-controllers: knet's kube-controller-manager plus kube-scheduler. Each controller is a level-triggered
+//! reconciler over shared watch caches ([`runtime`]), talking to the API server only through the
+//! Kubernetes REST API, so it would run unchanged against a real cluster.
+
+pub mod config;
+pub mod context;
+pub mod runtime;
+
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod garbagecollector;
+pub mod loadbalancer;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod replicaset;
+pub mod scheduler;
+
+pub use config::Config;
+pub use context::{Context, Informers};
+
+/// Returned by a controller that is not written yet.
+#[derive(Debug, thiserror::Error)]
+#[error("controller {0:?} is not implemented yet")]
+pub struct NotImplemented(pub &'static str);

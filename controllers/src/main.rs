@@ -1,0 +1,201 @@
+//! `knet-controllers`: runs knet's controllers and scheduler against an API server.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use axum::routing::get;
+use clap::Parser;
+use knet_controllers::runtime::leader::{LeaderElectionConfig, LeaderElector};
+use knet_controllers::runtime::{client, Metrics};
+use knet_controllers::{Config, Context, Informers};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+#[derive(Parser, Debug)]
+#[command(name = "knet-controllers", about = "knet's controller manager and scheduler", version)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn kube_config(cfg: &Config) -> Result<kube::Config> {
+    match &cfg.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))
+        }
+        None => kube::Config::infer().await.context("no --kubeconfig and no in-cluster configuration"),
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    let host = if host.is_empty() { "knet-controllers" } else { host };
+    format!("{host}_{}", uuid_suffix())
+}
+
+fn uuid_suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+async fn serve_health(cfg: &Config, metrics: Metrics, ready: watch::Receiver<bool>) -> Result<()> {
+    let app = axum::Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics.encode())))
+        .route("/healthz", get(|| std::future::ready("ok")))
+        .route("/livez", get(|| std::future::ready("ok")))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = *ready.borrow();
+                std::future::ready(if ready {
+                    (http::StatusCode::OK, "ok")
+                } else {
+                    (http::StatusCode::SERVICE_UNAVAILABLE, "informers not synced")
+                })
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(cfg.bind_address)
+        .await
+        .with_context(|| format!("binding {}", cfg.bind_address))?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health server failed");
+        }
+    });
+    Ok(())
+}
+
+fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
+    macro_rules! controller {
+        ($name:expr, $module:ident) => {
+            if ctx.config.enabled($name) {
+                let c = ctx.clone();
+                tasks.spawn(async move {
+                    knet_controllers::$module::run(c).await.with_context(|| format!("controller {}", $name))
+                });
+            }
+        };
+    }
+    controller!("endpoint", endpoints);
+    controller!("endpointslice", endpointslice);
+    controller!("deployment", deployment);
+    controller!("replicaset", replicaset);
+    controller!("scheduler", scheduler);
+    controller!("nodeipam", nodeipam);
+    controller!("nodelifecycle", nodelifecycle);
+    controller!("service-lb", loadbalancer);
+    controller!("garbagecollector", garbagecollector);
+    controller!("namespace", namespace);
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cfg = cli.config;
+    let unknown = cfg.unknown_controllers();
+    if !unknown.is_empty() {
+        bail!(
+            "--controllers: unknown controller(s) {}; known: {}",
+            unknown.join(", "),
+            knet_controllers::config::CONTROLLERS.join(", ")
+        );
+    }
+    let metrics = Metrics::new();
+    let (ready_tx, ready_rx) = watch::channel(false);
+    serve_health(&cfg, metrics.clone(), ready_rx).await?;
+    let client = client::build(kube_config(&cfg).await?, metrics.clone()).context("building the API client")?;
+    let identity = cfg.identity.clone().unwrap_or_else(default_identity);
+    let cfg = Arc::new(cfg);
+
+    let mut elector = None;
+    if cfg.leader_elect {
+        let mut e = LeaderElector::new(
+            client.clone(),
+            LeaderElectionConfig {
+                namespace: cfg.leader_elect_resource_namespace.clone(),
+                name: cfg.leader_elect_resource_name.clone(),
+                identity: identity.clone(),
+                lease_duration: cfg.leader_elect_lease_duration,
+                renew_deadline: cfg.leader_elect_renew_deadline,
+                retry_period: cfg.leader_elect_retry_period,
+            },
+        );
+        tracing::info!(identity = %identity, "waiting to become leader");
+        e.acquire().await;
+        elector = Some(e);
+    }
+    metrics.set_leader(true);
+
+    let informers = Informers::new();
+    let mut informer_tasks = JoinSet::new();
+    informers.start(&client, cfg.list_page_size, &mut informer_tasks);
+    let ctx = Context { client, informers: informers.clone(), config: cfg.clone(), metrics: metrics.clone(), identity };
+    let mut controllers = JoinSet::new();
+    spawn_controllers(&ctx, &mut controllers);
+    tokio::spawn(async move {
+        informers.wait_synced().await;
+        ready_tx.send_replace(true);
+        tracing::info!("informers synced");
+    });
+
+    let lost = async {
+        match elector.as_mut() {
+            Some(e) => Some(e.keep_leading().await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        Some(err) = lost => {
+            metrics.set_leader(false);
+            bail!("{err}");
+        }
+        Some(done) = controllers.join_next() => {
+            if let Some(e) = elector.as_mut() {
+                e.release().await;
+            }
+            match done {
+                Ok(Ok(())) => bail!("a controller stopped"),
+                Ok(Err(e)) => Err(e),
+                Err(e) => bail!("a controller panicked: {e}"),
+            }
+        }
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            if let Some(e) = elector.as_mut() {
+                e.release().await;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
