@@ -191,7 +191,7 @@ async fn heartbeat_loop(h: Handle) {
         }
         ticks += 1;
         // Like a kubelet, put the Ready condition back if something else changed it.
-        if ticks % 2 == 0 {
+        if ticks.is_multiple_of(2) {
             if let Err(e) = h.ensure_ready().await {
                 tracing::debug!(node = %h.name, error = %format!("{e:#}"), "fake node: status update failed");
             }
