@@ -1,5 +1,11 @@
 //! The scheduler: binds pending pods to Ready nodes (kube-scheduler).
 
+pub mod algorithm;
+pub mod cache;
+pub mod filter;
+pub mod resources;
+pub mod score;
+
 use crate::context::Context;
 
 /// Runs the controller until the process ends.
