@@ -13,6 +13,7 @@
 //! - [`registry`]: generic get/list/watch/create/update/patch/delete over the store.
 //! - [`admission`]: per-kind defaulting and validation.
 //! - [`alloc`]: ClusterIP and NodePort allocation.
+//! - [`convert`]: the events.k8s.io/v1 view of stored core/v1 Events.
 //! - [`http`]: the axum router, content negotiation, watch streaming.
 //! - [`discovery`], [`openapi`], [`tables`]: what kubectl reads to know the API.
 //! - [`pki`], [`auth`]: certificates, tokens, kubeconfigs and authentication.
@@ -23,6 +24,7 @@ pub mod admission;
 pub mod alloc;
 pub mod auth;
 pub mod bootstrap;
+pub mod convert;
 pub mod discovery;
 pub mod error;
 pub mod http;
