@@ -305,3 +305,73 @@ async fn lease_updates_at_a_stale_resource_version_conflict() {
     let node_lease = json!({"metadata": {"name": "worker-1", "namespace": "kube-node-lease"}, "spec": {"holderIdentity": "worker-1"}});
     f.reg.create(leases, Some("kube-node-lease"), node_lease, &w()).await.expect("node lease");
 }
+
+#[tokio::test]
+async fn status_writes_keep_the_spec_of_every_kind_controllers_update() {
+    let f = fixture().await;
+    let template =
+        json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    let cases = [
+        (
+            r("", "pods"),
+            pod("p"),
+            json!({"nodeName": "elsewhere"}),
+            json!({"phase": "Running", "podIP": "10.244.1.5", "podIPs": [{"ip": "10.244.1.5"}]}),
+        ),
+        (
+            r("", "services"),
+            json!({"metadata": {"name": "s"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+            json!({"type": "ClusterIP"}),
+            json!({"loadBalancer": {"ingress": [{"ip": "192.168.56.240", "ipMode": "VIP"}]}}),
+        ),
+        (
+            r("", "nodes"),
+            json!({"metadata": {"name": "n1"}}),
+            json!({"unschedulable": true}),
+            json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+        ),
+        (
+            r("", "replicationcontrollers"),
+            json!({"metadata": {"name": "rc"}, "spec": {"replicas": 1, "selector": {"app": "web"}, "template": template}}),
+            json!({"replicas": 5}),
+            json!({"replicas": 1, "readyReplicas": 1}),
+        ),
+        (
+            r("apps", "replicasets"),
+            json!({"metadata": {"name": "rs"}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+            json!({"replicas": 5}),
+            json!({"replicas": 1, "readyReplicas": 1}),
+        ),
+        (
+            r("apps", "deployments"),
+            json!({"metadata": {"name": "d"}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template}}),
+            json!({"replicas": 5}),
+            json!({"replicas": 1, "updatedReplicas": 1, "observedGeneration": 1}),
+        ),
+    ];
+    for (res, obj, spec_change, status) in cases {
+        let ns = res.namespaced.then_some("default");
+        let created = f.reg.create(res, ns, obj, &w()).await.unwrap_or_else(|e| panic!("{}: {e}", res.plural));
+        let name = created.object["metadata"]["name"].as_str().expect("name").to_string();
+        let mut body = created.object.clone();
+        for (k, v) in spec_change.as_object().expect("object") {
+            body["spec"][k] = v.clone();
+        }
+        if !body["status"].is_object() {
+            body["status"] = json!({});
+        }
+        for (k, v) in status.as_object().expect("object") {
+            body["status"][k] = v.clone();
+        }
+        let written = f
+            .reg
+            .update(res, ns, &name, Part::Status, body, &w())
+            .await
+            .unwrap_or_else(|e| panic!("{} status: {e}", res.plural));
+        assert_eq!(written.object["spec"], created.object["spec"], "{}: /status changed the spec", res.plural);
+        assert_eq!(written.object["metadata"]["generation"], created.object["metadata"]["generation"]);
+        for (k, v) in status.as_object().expect("object") {
+            assert_eq!(&written.object["status"][k], v, "{}: status.{k} not written", res.plural);
+        }
+    }
+}
