@@ -5,7 +5,9 @@
 //! upstream's; it is retried when nodes change, when a bound pod goes away, and every `--resync-period`.
 //!
 //! Pods are scheduled one at a time (one worker), each decision counting the pods assumed onto nodes whose
-//! binding the informer has not shown yet ([`cache`]), so a burst of replicas spreads evenly.
+//! binding the informer has not shown yet ([`cache`]), so a burst of replicas spreads evenly. As upstream's
+//! binding cycle, bindings run in the background (at most [`MAX_BINDINGS_IN_FLIGHT`] at once) while the
+//! next pod is scheduled; a failed binding forgets the assumption and retries the pod with backoff.
 
 pub mod algorithm;
 pub mod cache;
@@ -22,24 +24,22 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::context::Context;
+use crate::runtime::queue::backoff;
 use crate::runtime::{run_workers, Action, Change, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue};
 use cache::SchedulerCache;
 
 /// The scheduler's name: pods with this `spec.schedulerName` (or none) are ours; also the events' reporter.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
 
+/// How many bindings may be in flight at once.
+pub const MAX_BINDINGS_IN_FLIGHT: usize = 32;
+
 /// What fails one scheduling attempt (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
-    /// The binding was refused or not answered.
-    #[error("binding pod {pod} to node {node}: {source}")]
-    Bind {
-        pod: ObjectKey,
-        node: String,
-        #[source]
-        source: kube::Error,
-    },
     /// Writing the PodScheduled condition failed.
     #[error("setting the PodScheduled condition of pod {pod}: {source}")]
     Condition {
@@ -85,6 +85,8 @@ struct Attempt {
 struct State {
     cache: SchedulerCache,
     unschedulable: HashMap<ObjectKey, Attempt>,
+    /// Failed bindings in a row, by pod (for the retry backoff).
+    bind_failures: HashMap<ObjectKey, u32>,
     /// Bumped whenever something changes that could make an unschedulable pod fit.
     generation: u64,
 }
@@ -96,7 +98,8 @@ pub struct Scheduler {
     client: Client,
     recorder: EventRecorder,
     queue: WorkQueue<ObjectKey>,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    bindings: Arc<Semaphore>,
 }
 
 /// Runs the scheduler until the process ends.
@@ -114,7 +117,13 @@ pub async fn run(ctx: Context) -> Result<(), SchedulerError> {
         client: ctx.client.clone(),
         recorder: ctx.recorder(SCHEDULER_NAME),
         queue: queue.clone(),
-        state: Mutex::new(State { cache: SchedulerCache::new(), unschedulable: HashMap::new(), generation: 0 }),
+        state: Arc::new(Mutex::new(State {
+            cache: SchedulerCache::new(),
+            unschedulable: HashMap::new(),
+            bind_failures: HashMap::new(),
+            generation: 0,
+        })),
+        bindings: Arc::new(Semaphore::new(MAX_BINDINGS_IN_FLIGHT)),
     });
     {
         let mut st = s.lock();
@@ -185,15 +194,34 @@ impl Reconciler for Scheduler {
             (result, st.generation)
         };
         match result {
-            Ok(node) => self.bind(&pod, key, &uid, &node).await,
+            Ok(node) => {
+                // Closed never: the semaphore lives as long as the scheduler.
+                if let Ok(permit) = self.bindings.clone().acquire_owned().await {
+                    tokio::spawn(self.binder().bind(pod, key.clone(), uid, node, permit));
+                }
+                Ok(Action::Done)
+            }
             Err(fit) => self.record_unschedulable(&pod, key, &rv, generation, &fit.to_string()).await,
         }
     }
 }
 
+fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Scheduler {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock_state(&self.state)
+    }
+
+    fn binder(&self) -> Binder {
+        Binder {
+            client: self.client.clone(),
+            recorder: self.recorder.clone(),
+            queue: self.queue.clone(),
+            state: self.state.clone(),
+        }
     }
 
     /// Keeps the cache current and queues pods that wait; a bound pod going away retries the unschedulable.
@@ -214,6 +242,7 @@ impl Scheduler {
             self.queue.add(key);
         } else {
             st.unschedulable.remove(&key);
+            st.bind_failures.remove(&key);
         }
         if was_bound && !still_there && !st.unschedulable.is_empty() {
             self.retry_unschedulable(&mut st);
@@ -239,35 +268,6 @@ impl Scheduler {
         self.lock().generation += 1;
         for p in self.pods.list().iter().filter(|p| needs_scheduling(p)) {
             self.queue.add(ObjectKey::of(p.as_ref()));
-        }
-    }
-
-    async fn bind(&self, pod: &Pod, key: &ObjectKey, uid: &str, node: &str) -> Result<Action, SchedulerError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
-        let binding = json!({
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": { "name": key.name, "namespace": key.namespace, "uid": uid },
-            "target": { "apiVersion": "v1", "kind": "Node", "name": node },
-        });
-        match api.create_subresource::<_, Value>("binding", &key.name, &PostParams::default(), &binding).await {
-            Ok(_) => {
-                tracing::info!(pod = %key, node, "bound");
-                self.lock().unschedulable.remove(key);
-                let msg = format!("Successfully assigned {key} to {node}");
-                self.recorder.normal(pod, "Scheduled", "Binding", msg);
-                Ok(Action::Done)
-            }
-            // Bound by someone else, being deleted, or gone: the informer will show what happened.
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
-                tracing::debug!(pod = %key, node, reason = %s.message, "binding refused");
-                self.lock().cache.forget(uid);
-                Ok(Action::Done)
-            }
-            Err(source) => {
-                self.lock().cache.forget(uid);
-                Err(SchedulerError::Bind { pod: key.clone(), node: node.to_string(), source })
-            }
         }
     }
 
@@ -313,6 +313,56 @@ impl Scheduler {
         }
         self.lock().unschedulable.insert(key.clone(), Attempt { generation, resource_version: seen_rv });
         Ok(Action::Done)
+    }
+}
+
+/// What a background binding needs.
+struct Binder {
+    client: Client,
+    recorder: EventRecorder,
+    queue: WorkQueue<ObjectKey>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Binder {
+    /// POSTs the pod's binding to `node`; on failure forgets the assumption and retries the pod later.
+    async fn bind(self, pod: Arc<Pod>, key: ObjectKey, uid: String, node: String, _permit: OwnedSemaphorePermit) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
+        let binding = json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": { "name": key.name, "namespace": key.namespace, "uid": uid },
+            "target": { "apiVersion": "v1", "kind": "Node", "name": node },
+        });
+        match api.create_subresource::<_, Value>("binding", &key.name, &PostParams::default(), &binding).await {
+            Ok(_) => {
+                tracing::info!(pod = %key, node, "bound");
+                let mut st = lock_state(&self.state);
+                st.unschedulable.remove(&key);
+                st.bind_failures.remove(&key);
+                drop(st);
+                let msg = format!("Successfully assigned {key} to {node}");
+                self.recorder.normal(pod.as_ref(), "Scheduled", "Binding", msg);
+            }
+            // Bound by someone else, being deleted, or gone: the informer will show what happened.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                tracing::debug!(pod = %key, node, reason = %s.message, "binding refused");
+                let mut st = lock_state(&self.state);
+                st.cache.forget(&uid);
+                st.bind_failures.remove(&key);
+            }
+            Err(e) => {
+                let failures = {
+                    let mut st = lock_state(&self.state);
+                    st.cache.forget(&uid);
+                    let n = st.bind_failures.entry(key.clone()).or_default();
+                    *n = n.saturating_add(1);
+                    *n
+                };
+                tracing::warn!(pod = %key, node, failures, error = %e, "binding failed; retrying");
+                self.queue.add_after(key, backoff(failures - 1));
+            }
+        }
     }
 }
 
