@@ -289,6 +289,18 @@ async fn a_full_cluster_cidr_is_reported_and_freed_cidrs_are_handed_out() -> Res
     assert_eq!(nodes.get("f3").await?.spec.and_then(|s| s.pod_cidr), None);
     nodes.delete("f1", &DeleteParams::default()).await?;
     assert_eq!(pod_cidrs(&nodes, &["f3"]).await?["f3"], "10.99.0.0/24");
+
+    // Nodes registered with a podCIDR of their own: one outside the cluster CIDR, one taken by f2. Neither
+    // can be changed (podCIDR is immutable): each gets a Warning event, and f2 keeps its CIDR.
+    for (name, cidr) in [("outside", "10.1.0.0/24"), ("dup", "10.99.1.0/24")] {
+        let node = json!({"metadata": {"name": name}, "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
+        nodes.create(&PostParams::default(), &from_json(node)?).await?;
+    }
+    let described = describe_until(&k, &["node", "outside"], "PodCIDRNotInClusterCIDR").await?;
+    assert!(described.contains("outside the cluster CIDR 10.99.0.0/23"), "{described}");
+    let described = describe_until(&k, &["node", "dup"], "PodCIDRConflict").await?;
+    assert!(described.contains("overlaps the podCIDR of node(s) f2"), "{described}");
+    assert_eq!(pod_cidrs(&nodes, &["f2"]).await?["f2"], "10.99.1.0/24");
     Ok(())
 }
 
