@@ -276,7 +276,8 @@ impl LoadBalancerController {
         let mut st = self.lock();
         let mut fresh = plan::rebuild(&self.pool, &views, &st.allocs);
         for (svc, view) in services.iter().zip(&views) {
-            let in_flight = st.written.get(&view.key) == svc.metadata.resource_version.as_ref();
+            let in_flight =
+                st.written.get(&view.key).is_some_and(|w| Some(w) == svc.metadata.resource_version.as_ref());
             if !in_flight || view.scope != Scope::Ours || fresh.ip_of(&view.key).is_some() {
                 continue;
             }

@@ -82,11 +82,11 @@ pub struct NodeIpam {
 
 /// Runs node IPAM until the process ends (idles when `--allocate-node-cidrs=false`).
 pub async fn run(ctx: Context) -> Result<(), NodeIpamError> {
-    let set = CidrSet::new(ctx.config.cluster_cidr, ctx.config.node_cidr_mask_size)?;
     if !ctx.config.allocate_node_cidrs {
         tracing::info!("node IPAM disabled (--allocate-node-cidrs=false)");
         return std::future::pending().await;
     }
+    let set = CidrSet::new(ctx.config.cluster_cidr, ctx.config.node_cidr_mask_size)?;
     let informer = ctx.informers.nodes.clone();
     let queue: WorkQueue<Key> = WorkQueue::new();
     tokio::spawn(enqueue_changes(informer.subscribe(), queue.clone(), |c| {
@@ -276,7 +276,8 @@ impl NodeIpam {
             if !view.pod_cidrs.is_empty() {
                 continue;
             }
-            let in_flight = st.patched.get(&view.name) == node.metadata.resource_version.as_ref();
+            let in_flight =
+                st.patched.get(&view.name).is_some_and(|p| Some(p) == node.metadata.resource_version.as_ref());
             if in_flight {
                 for c in st.set.owned_by(&view.name) {
                     if !matches!(fresh.occupy(c, &view.name), Ok(Ok(()))) {
