@@ -94,6 +94,18 @@ async fn an_event_created_through_events_v1_is_a_core_event_and_back() {
     assert_eq!(patched.object["series"]["count"], 2);
     let core = f.reg.get(core_events(), Some("default"), "web.1").await.expect("core get");
     assert_eq!(core["series"]["count"], 2);
+    // kubectl label/annotate/patch send strategic merge patches, with the view's own patch schema:
+    // finalizers merge as a set (patched elements first, as kube-apiserver orders them).
+    for (label, finalizer) in [("a", "example.com/a"), ("b", "example.com/b")] {
+        let smp = json!({"metadata": {"labels": {label: "x"}, "finalizers": [finalizer]}});
+        f.reg
+            .patch(v1_events(), Some("default"), "web.1", Part::Main, PatchType::StrategicMerge, &smp, &w())
+            .await
+            .expect("strategic merge patch");
+    }
+    let core = f.reg.get(core_events(), Some("default"), "web.1").await.expect("core get");
+    assert_eq!(core["metadata"]["labels"], json!({"a": "x", "b": "x"}));
+    assert_eq!(core["metadata"]["finalizers"], json!(["example.com/b", "example.com/a"]));
 
     // A core/v1 event reads through events.k8s.io/v1 too.
     let legacy = json!({"metadata": {"name": "old.1"}, "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
