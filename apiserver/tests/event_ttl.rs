@@ -8,29 +8,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use knet_apiserver::alloc::{AllocConfig, Allocator};
 use knet_apiserver::event_ttl::EventTtl;
 use knet_apiserver::metrics::Metrics;
 use knet_apiserver::registry::{ListOptions, Registry, WriteOptions};
-use knet_apiserver::resources::{self, ResourceInfo};
-use knet_apiserver::storage::sled::{SledOptions, SledStore};
+use knet_apiserver::resources::ResourceInfo;
 use knet_apiserver::storage::{KeyValue, Op, RangeResult, Revision, StorageError, Store, Txn, TxnResult, WatchStream};
 use serde_json::{json, Value};
 
+mod common;
+use common::{fixture, r};
+
 const HOUR: Duration = Duration::from_secs(3600);
-
-async fn registry(dir: &std::path::Path) -> (Arc<Registry>, Arc<SledStore>) {
-    let store = SledStore::open(dir, SledOptions::default()).expect("open store");
-    let alloc = Allocator::new(AllocConfig::default());
-    let reg = Arc::new(Registry::with_watch_cache(store.clone(), alloc).await.expect("watch cache"));
-    let ns = json!({"metadata": {"name": "default"}});
-    reg.create(r("", "v1", "namespaces"), None, ns, &WriteOptions::default()).await.expect("namespace");
-    (reg, store)
-}
-
-fn r(group: &str, version: &str, plural: &str) -> &'static ResourceInfo {
-    resources::find(group, version, plural).expect("resource")
-}
 
 fn core_event(name: &str, last: &str) -> Value {
     json!({
@@ -46,7 +34,7 @@ async fn create(reg: &Registry, res: &ResourceInfo, event: Value) -> Value {
 }
 
 async fn names(reg: &Registry) -> Vec<String> {
-    let list = reg.list(r("", "v1", "events"), Some("default"), &ListOptions::default()).await.expect("list");
+    let list = reg.list(r("", "events"), Some("default"), &ListOptions::default()).await.expect("list");
     list.items.iter().filter_map(|e| e.value["metadata"]["name"].as_str().map(String::from)).collect()
 }
 
@@ -58,12 +46,12 @@ fn created_plus(object: &Value, later: Duration) -> Timestamp {
 
 #[tokio::test]
 async fn events_past_the_ttl_are_deleted_and_recurring_ones_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (reg, _store) = registry(dir.path()).await;
+    let f = fixture().await;
+    let reg = &f.reg;
     let metrics = Arc::new(Metrics::new());
     let sweep = EventTtl::new(reg.store.clone(), metrics.clone(), HOUR);
 
-    let old = create(&reg, r("", "v1", "events"), core_event("old", "2025-01-01T00:00:00Z")).await;
+    let old = create(reg, r("", "events"), core_event("old", "2025-01-01T00:00:00Z")).await;
     // Recurring: its series was observed half an hour after it was created.
     let series_at = created_plus(&old, Duration::from_secs(1800));
     let view = json!({
@@ -74,20 +62,20 @@ async fn events_past_the_ttl_are_deleted_and_recurring_ones_kept() {
         "reason": "Pulled", "note": "n", "type": "Normal", "action": "Pull",
         "reportingController": "c", "reportingInstance": "i",
     });
-    create(&reg, r("events.k8s.io", "v1", "events"), view).await;
+    create(reg, r("events.k8s.io", "events"), view).await;
 
     // Within the hour of their creation nothing expires, whatever lastTimestamp says.
     let rep = sweep.sweep_at(created_plus(&old, Duration::from_secs(600))).await.expect("sweep");
     assert_eq!((rep.expired, rep.skipped, rep.undated), (0, 0, 0), "{rep:?}");
-    assert_eq!(names(&reg).await, ["old", "recurring"]);
+    assert_eq!(names(reg).await, ["old", "recurring"]);
 
     let rep = sweep.sweep_at(created_plus(&old, Duration::from_secs(3601 + 60))).await.expect("sweep");
     assert_eq!(rep.expired, 1, "{rep:?}");
-    assert_eq!(names(&reg).await, ["recurring"]);
+    assert_eq!(names(reg).await, ["recurring"]);
     let rep = sweep.sweep_at(created_plus(&old, Duration::from_secs(1800 + 3601))).await.expect("sweep");
     assert_eq!(rep.expired, 1, "{rep:?}");
-    assert!(names(&reg).await.is_empty());
-    let views = reg.list(r("events.k8s.io", "v1", "events"), None, &ListOptions::default()).await.expect("list");
+    assert!(names(reg).await.is_empty());
+    let views = reg.list(r("events.k8s.io", "events"), None, &ListOptions::default()).await.expect("list");
     assert!(views.items.is_empty(), "the view goes with its stored Event");
     assert!(metrics.encode().contains("knet_apiserver_events_expired_total 2"), "{}", metrics.encode());
 }
@@ -128,11 +116,11 @@ impl Store for RacingStore {
 
 #[tokio::test]
 async fn an_event_updated_during_the_sweep_is_kept_and_the_others_deleted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (reg, _store) = registry(dir.path()).await;
+    let f = fixture().await;
+    let reg = &f.reg;
     let mut last = Value::Null;
     for name in ["a", "b", "c"] {
-        last = create(&reg, r("", "v1", "events"), core_event(name, "2025-01-01T00:00:00Z")).await;
+        last = create(reg, r("", "events"), core_event(name, "2025-01-01T00:00:00Z")).await;
     }
     let racing = Arc::new(RacingStore {
         inner: reg.store.clone(),
@@ -144,17 +132,17 @@ async fn an_event_updated_during_the_sweep_is_kept_and_the_others_deleted() {
     let later = created_plus(&last, HOUR * 2);
     let rep = sweep.sweep_at(later).await.expect("sweep");
     assert_eq!((rep.expired, rep.skipped), (2, 1), "{rep:?}");
-    assert_eq!(names(&reg).await, ["b"], "the Event written after the read survives this sweep");
+    assert_eq!(names(reg).await, ["b"], "the Event written after the read survives this sweep");
     let rep = sweep.sweep_at(later).await.expect("sweep");
     assert_eq!((rep.expired, rep.skipped), (1, 0), "{rep:?}");
-    assert!(names(&reg).await.is_empty());
+    assert!(names(reg).await.is_empty());
     assert!(metrics.encode().contains("knet_apiserver_events_expired_total 3"));
 }
 
 #[tokio::test]
 async fn every_page_is_swept_and_undated_events_are_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (reg, _store) = registry(dir.path()).await;
+    let f = fixture().await;
+    let reg = &f.reg;
     // 1,201 Events in other namespaces' keys, written straight to the store in one transaction.
     let mut ops: Vec<Op> = (0..1200)
         .map(|i| Op::Put {

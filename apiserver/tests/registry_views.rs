@@ -5,45 +5,14 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use knet_apiserver::alloc::{AllocConfig, Allocator};
-use knet_apiserver::bootstrap::Bootstrap;
 use knet_apiserver::error::ApiError;
 use knet_apiserver::registry::strategy::Part;
-use knet_apiserver::registry::{
-    DeleteOptions, ListOptions, PatchType, Registry, WatchEvent, WatchEventType, WriteOptions,
-};
-use knet_apiserver::resources::{self, ResourceInfo};
-use knet_apiserver::storage::sled::{SledOptions, SledStore};
+use knet_apiserver::registry::{DeleteOptions, ListOptions, PatchType, WatchEvent, WatchEventType};
+use knet_apiserver::resources::ResourceInfo;
 use serde_json::{json, Value};
 
-struct Fixture {
-    reg: Registry,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path(), SledOptions::default()).expect("open store");
-    let alloc = Allocator::new(AllocConfig::default());
-    let reg = Registry::with_watch_cache(store, alloc).await.expect("watch cache");
-    Bootstrap {
-        advertise_address: "127.0.0.1".parse().expect("ip"),
-        secure_port: 6443,
-        service_ip: "10.96.0.1".parse().expect("ip"),
-    }
-    .run(&reg)
-    .await
-    .expect("bootstrap");
-    Fixture { reg, _dir: dir }
-}
-
-fn r(group: &str, plural: &str) -> &'static ResourceInfo {
-    resources::find(group, "v1", plural).expect("resource")
-}
-
-fn w() -> WriteOptions {
-    WriteOptions::default()
-}
+mod common;
+use common::{fixture, r, w};
 
 fn core_events() -> &'static ResourceInfo {
     r("", "events")
