@@ -16,11 +16,13 @@ mod lists;
 mod order;
 mod schema;
 mod strategic;
+mod tags;
 
 pub use gofmt::json_type_name;
 pub use json::json_patch;
 pub use schema::{patch_schema, FieldPatchMeta, PatchSchema, PatchStrategy};
 pub use strategic::strategic_merge_patch;
+pub use tags::{field_tags, FieldTags};
 
 /// The most operations a JSON patch may have, as in kube-apiserver.
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;

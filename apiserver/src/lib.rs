@@ -13,6 +13,7 @@
 //! - [`registry`]: generic get/list/watch/create/update/patch/delete over the store.
 //! - [`admission`]: per-kind defaulting and validation.
 //! - [`alloc`]: ClusterIP and NodePort allocation; [`repair`]: the loop that repairs it.
+//! - [`event_ttl`]: the sweep that deletes Events older than `--event-ttl`.
 //! - [`convert`]: the events.k8s.io/v1 view of stored core/v1 Events.
 //! - [`http`]: the axum router, content negotiation, watch streaming.
 //! - [`discovery`], [`openapi`], [`tables`]: what kubectl reads to know the API.
@@ -27,6 +28,7 @@ pub mod bootstrap;
 pub mod convert;
 pub mod discovery;
 pub mod error;
+pub mod event_ttl;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

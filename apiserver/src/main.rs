@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use knet_apiserver::alloc::{AllocConfig, Allocator};
 use knet_apiserver::bootstrap::Bootstrap;
+use knet_apiserver::event_ttl::EventTtl;
 use knet_apiserver::http::{router, AppState};
 use knet_apiserver::metrics::Metrics;
 use knet_apiserver::registry::Registry;
@@ -77,6 +78,9 @@ struct ServeArgs {
     /// `0` runs it only at start-up.
     #[arg(long, default_value = "3m", value_parser = knet_apiserver::repair::parse_duration)]
     repair_interval: std::time::Duration,
+    /// How long Events are kept after their last observation (Go duration); `0` keeps them for ever.
+    #[arg(long, default_value = "1h", value_parser = knet_apiserver::repair::parse_duration)]
+    event_ttl: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -232,11 +236,14 @@ async fn serve(a: ServeArgs) -> Result<()> {
         .await
         .context("creating the bootstrap objects")?;
     // Repair allocations before serving writes, so that a value whose key was lost is not handed out again.
-    let mut repair = Repair::new(registry.clone(), metrics);
+    let mut repair = Repair::new(registry.clone(), metrics.clone());
     let report = repair.run_once().await.context("repairing the ClusterIP/NodePort allocations")?;
     tracing::info!(?report, "allocation repair done");
     if !a.repair_interval.is_zero() {
         tokio::spawn(repair.run(a.repair_interval));
+    }
+    if !a.event_ttl.is_zero() {
+        tokio::spawn(EventTtl::new(registry.store.clone(), metrics, a.event_ttl).run());
     }
     state.ready.store(true, Ordering::Relaxed);
     tracing::info!(%addr, data_dir = %a.data_dir.display(), "knet-apiserver serving");

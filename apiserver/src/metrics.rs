@@ -1,5 +1,6 @@
 //! Prometheus metrics of the API server: requests by verb, resource and code, their
-//! latency, open watches, the store revision, and what the allocation repair did.
+//! latency, open watches, the store revision, what the allocation repair did and how many
+//! Events the event TTL expired.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Mutex;
@@ -56,6 +57,8 @@ pub struct Metrics {
     watchers: Family<ResourceLabels, Gauge>,
     revision: Gauge<i64, AtomicI64>,
     repair: RepairMetrics,
+    events_expired: Counter,
+    event_ttl_failures: Counter,
 }
 
 /// Decrements the open-watch gauge when a watch ends.
@@ -119,7 +122,28 @@ impl Metrics {
             "Allocation keys seen unheld, waiting for more sightings before release",
             repair.suspected.clone(),
         );
-        Metrics { registry: Mutex::new(registry), requests, latency, watchers, revision, repair }
+        let events_expired = Counter::default();
+        let event_ttl_failures = Counter::default();
+        registry.register(
+            "knet_apiserver_events_expired",
+            "Events deleted by the event TTL sweep (--event-ttl)",
+            events_expired.clone(),
+        );
+        registry.register(
+            "knet_apiserver_event_ttl_failures",
+            "Event TTL sweeps that failed to read or write the store",
+            event_ttl_failures.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            watchers,
+            revision,
+            repair,
+            events_expired,
+            event_ttl_failures,
+        }
     }
 
     pub fn observe_request(&self, verb: &str, resource: &str, code: u16, took: Duration) {
@@ -163,6 +187,14 @@ impl Metrics {
 
     pub fn set_repair_suspected(&self, resource: &str, n: usize) {
         self.repair.suspected.get_or_create(&ResourceLabels { resource: resource.into() }).set(n as i64);
+    }
+
+    pub fn events_expired(&self, n: usize) {
+        self.events_expired.inc_by(n as u64);
+    }
+
+    pub fn event_ttl_failure(&self) {
+        self.event_ttl_failures.inc();
     }
 
     /// The OpenMetrics text exposition.

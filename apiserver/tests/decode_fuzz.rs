@@ -3,13 +3,14 @@
 //! input always gets a 4xx `Status`.
 
 use knet_apiserver::alloc::{AllocConfig, Allocator};
-use knet_apiserver::bootstrap::Bootstrap;
 use knet_apiserver::registry::strategy::Part;
 use knet_apiserver::registry::{ListOptions, PatchType, Registry, WriteOptions};
 use knet_apiserver::resources::RESOURCES;
 use knet_apiserver::storage::sled::{SledOptions, SledStore};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+mod common;
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -58,14 +59,7 @@ fn registry(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Registry {
     rt.block_on(async {
         let store = SledStore::open(dir, SledOptions::default()).expect("store");
         let reg = Registry::new(store, Allocator::new(AllocConfig::default()));
-        Bootstrap {
-            advertise_address: "127.0.0.1".parse().unwrap(),
-            secure_port: 6443,
-            service_ip: "10.96.0.1".parse().unwrap(),
-        }
-        .run(&reg)
-        .await
-        .expect("bootstrap");
+        common::bootstrap(&reg).await;
         reg
     })
 }

@@ -7,44 +7,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use knet_apiserver::alloc::{AllocConfig, Allocator};
-use knet_apiserver::bootstrap::Bootstrap;
 use knet_apiserver::error::ApiError;
 use knet_apiserver::registry::strategy::Part;
-use knet_apiserver::registry::{DeleteOptions, ListOptions, PatchType, Registry, WatchEventType, WriteOptions};
-use knet_apiserver::resources::{self, ResourceInfo};
+use knet_apiserver::registry::{DeleteOptions, ListOptions, PatchType, Registry, WatchEventType};
 use knet_apiserver::storage::sled::{SledOptions, SledStore};
 use serde_json::{json, Value};
 
-struct Fixture {
-    reg: Registry,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path(), SledOptions::default()).expect("open store");
-    let alloc = Allocator::new(AllocConfig::default());
-    alloc.load(store.as_ref()).await.expect("load");
-    let reg = Registry::with_watch_cache(store, alloc).await.expect("watch cache");
-    Bootstrap {
-        advertise_address: "127.0.0.1".parse().unwrap(),
-        secure_port: 6443,
-        service_ip: "10.96.0.1".parse().unwrap(),
-    }
-    .run(&reg)
-    .await
-    .expect("bootstrap");
-    Fixture { reg, _dir: dir }
-}
-
-fn r(group: &str, plural: &str) -> &'static ResourceInfo {
-    let v = "v1";
-    resources::find(group, v, plural).expect("resource")
-}
-
-fn w() -> WriteOptions {
-    WriteOptions::default()
-}
+mod common;
+use common::{fixture, r, w};
 
 fn svc(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": {"app": name}},

@@ -5,45 +5,14 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use knet_apiserver::alloc::{AllocConfig, Allocator};
-use knet_apiserver::bootstrap::Bootstrap;
 use knet_apiserver::error::ApiError;
 use knet_apiserver::registry::strategy::Part;
-use knet_apiserver::registry::{
-    DeleteOptions, ListOptions, PatchType, Registry, WatchEvent, WatchEventType, WriteOptions,
-};
-use knet_apiserver::resources::{self, ResourceInfo};
-use knet_apiserver::storage::sled::{SledOptions, SledStore};
+use knet_apiserver::registry::{DeleteOptions, ListOptions, PatchType, WatchEvent, WatchEventType};
+use knet_apiserver::resources::ResourceInfo;
 use serde_json::{json, Value};
 
-struct Fixture {
-    reg: Registry,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SledStore::open(dir.path(), SledOptions::default()).expect("open store");
-    let alloc = Allocator::new(AllocConfig::default());
-    let reg = Registry::with_watch_cache(store, alloc).await.expect("watch cache");
-    Bootstrap {
-        advertise_address: "127.0.0.1".parse().expect("ip"),
-        secure_port: 6443,
-        service_ip: "10.96.0.1".parse().expect("ip"),
-    }
-    .run(&reg)
-    .await
-    .expect("bootstrap");
-    Fixture { reg, _dir: dir }
-}
-
-fn r(group: &str, plural: &str) -> &'static ResourceInfo {
-    resources::find(group, "v1", plural).expect("resource")
-}
-
-fn w() -> WriteOptions {
-    WriteOptions::default()
-}
+mod common;
+use common::{fixture, r, w};
 
 fn core_events() -> &'static ResourceInfo {
     r("", "events")
@@ -94,6 +63,18 @@ async fn an_event_created_through_events_v1_is_a_core_event_and_back() {
     assert_eq!(patched.object["series"]["count"], 2);
     let core = f.reg.get(core_events(), Some("default"), "web.1").await.expect("core get");
     assert_eq!(core["series"]["count"], 2);
+    // kubectl label/annotate/patch send strategic merge patches, with the view's own patch schema:
+    // finalizers merge as a set (patched elements first, as kube-apiserver orders them).
+    for (label, finalizer) in [("a", "example.com/a"), ("b", "example.com/b")] {
+        let smp = json!({"metadata": {"labels": {label: "x"}, "finalizers": [finalizer]}});
+        f.reg
+            .patch(v1_events(), Some("default"), "web.1", Part::Main, PatchType::StrategicMerge, &smp, &w())
+            .await
+            .expect("strategic merge patch");
+    }
+    let core = f.reg.get(core_events(), Some("default"), "web.1").await.expect("core get");
+    assert_eq!(core["metadata"]["labels"], json!({"a": "x", "b": "x"}));
+    assert_eq!(core["metadata"]["finalizers"], json!(["example.com/b", "example.com/a"]));
 
     // A core/v1 event reads through events.k8s.io/v1 too.
     let legacy = json!({"metadata": {"name": "old.1"}, "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},

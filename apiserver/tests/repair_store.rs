@@ -5,28 +5,21 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use knet_apiserver::alloc::{ip_key, port_key, AllocConfig, Allocator};
+use knet_apiserver::alloc::{ip_key, port_key};
 use knet_apiserver::metrics::Metrics;
 use knet_apiserver::registry::{ListOptions, Registry, WriteOptions};
 use knet_apiserver::repair::Repair;
-use knet_apiserver::resources::{self, ResourceInfo};
-use knet_apiserver::storage::sled::{SledOptions, SledStore};
+use knet_apiserver::storage::sled::SledStore;
 use knet_apiserver::storage::{Op, Txn};
 use serde_json::{json, Value};
 
+mod common;
+use common::r;
+
 /// A registry on the store in `dir` (and the store, to close it before reopening).
 async fn registry(dir: &std::path::Path) -> (Arc<Registry>, Arc<SledStore>) {
-    let store = SledStore::open(dir, SledOptions::default()).expect("open store");
-    let alloc = Allocator::new(AllocConfig::default());
-    alloc.load(store.as_ref()).await.expect("load allocations");
-    let reg = Arc::new(Registry::with_watch_cache(store.clone(), alloc).await.expect("watch cache"));
-    let ns = json!({"metadata": {"name": "default"}});
-    let _ = reg.create(r("", "namespaces"), None, ns, &WriteOptions::default()).await;
-    (reg, store)
-}
-
-fn r(group: &str, plural: &str) -> &'static ResourceInfo {
-    resources::find(group, "v1", plural).expect("resource")
+    let (reg, store) = common::open(dir).await;
+    (Arc::new(reg), store)
 }
 
 fn svc(name: &str, ip: &str, node_port: Option<u16>) -> Value {

@@ -1,10 +1,23 @@
-//! Patch schemas: for each field of a kind, its patch strategy and merge key.
+//! Patch schemas: for each field of a kind, its patch strategy and merge key, and the
+//! schema of its value.
 //!
-//! This is the information of the `patchStrategy` and `patchMergeKey` struct tags of
-//! `k8s.io/api` (the `x-kubernetes-patch-strategy` / `-merge-key` of the OpenAPI spec),
-//! for the kinds knet serves. Only the fields on the way to a tagged field are listed: a
-//! field that is not listed merges like a JSON merge patch (objects merged, lists
-//! replaced), which is what an untagged field does in Kubernetes too.
+//! Kubernetes reads these from the `patchStrategy` and `patchMergeKey` struct tags of
+//! `k8s.io/api`'s Go types. knet walks the same types as k8s-openapi describes them (its
+//! JSON schemas: which field holds which type) and takes the tags from the one table of
+//! [`super::tags`]. A field without tags merges like a JSON merge patch (objects merged,
+//! lists replaced), as an untagged field does in Kubernetes; maps of objects are merged
+//! as plain objects.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use k8s_openapi::api::{apps, autoscaling, coordination, core, discovery, events, networking};
+use k8s_openapi::Resource;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::Value;
+
+use super::tags::field_tags;
 
 /// How a strategic merge patch treats a field's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,45 +44,37 @@ pub struct FieldPatchMeta {
     pub schema: &'static PatchSchema,
 }
 
-impl FieldPatchMeta {
-    /// An untagged field whose value (or whose list elements) has the given schema.
-    const fn nested(schema: &'static PatchSchema) -> Self {
-        FieldPatchMeta { strategy: PatchStrategy::Default, retain_keys: false, merge_key: None, schema }
-    }
-
-    /// A list of objects merged by `key`.
-    const fn merge_by(key: &'static str, schema: &'static PatchSchema) -> Self {
-        FieldPatchMeta { strategy: PatchStrategy::Merge, retain_keys: false, merge_key: Some(key), schema }
-    }
-
-    /// `merge,retainKeys`, by `key`.
-    const fn merge_retain_by(key: &'static str, schema: &'static PatchSchema) -> Self {
-        FieldPatchMeta { strategy: PatchStrategy::Merge, retain_keys: true, merge_key: Some(key), schema }
-    }
-
-    /// A list of scalars merged as a set.
-    const fn merge_set() -> Self {
-        FieldPatchMeta { strategy: PatchStrategy::Merge, retain_keys: false, merge_key: None, schema: &EMPTY }
-    }
-
-    /// An object tagged `retainKeys` only.
-    const fn retain_keys(schema: &'static PatchSchema) -> Self {
-        FieldPatchMeta { strategy: PatchStrategy::Default, retain_keys: true, merge_key: None, schema }
-    }
+/// A field's tags and, when its value (or list element) is an object type, which one.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    strategy: PatchStrategy,
+    retain_keys: bool,
+    merge_key: Option<&'static str>,
+    /// Index of the value's schema in [`Graph::schemas`].
+    value: Option<usize>,
 }
 
-const UNTAGGED: FieldPatchMeta = FieldPatchMeta::nested(&EMPTY);
+const UNTAGGED: Field = Field { strategy: PatchStrategy::Default, retain_keys: false, merge_key: None, value: None };
 
 /// The patch metadata of the fields of one object type.
 #[derive(Debug)]
 pub struct PatchSchema {
-    fields: &'static [(&'static str, FieldPatchMeta)],
+    fields: BTreeMap<String, Field>,
 }
 
 impl PatchSchema {
     /// The metadata of a field; untagged (merge objects, replace lists) when not listed.
     pub fn field(&self, name: &str) -> FieldPatchMeta {
-        self.fields.iter().find(|(n, _)| *n == name).map_or(UNTAGGED, |(_, m)| *m)
+        let Some(f) = self.fields.get(name) else {
+            return FieldPatchMeta {
+                strategy: PatchStrategy::Default,
+                retain_keys: false,
+                merge_key: None,
+                schema: &EMPTY,
+            };
+        };
+        let schema = f.value.and_then(|i| graph().schemas.get(i)).unwrap_or(&EMPTY);
+        FieldPatchMeta { strategy: f.strategy, retain_keys: f.retain_keys, merge_key: f.merge_key, schema }
     }
 
     /// The schema with no tagged field: a strategic merge patch with it behaves like a
@@ -79,153 +84,121 @@ impl PatchSchema {
     }
 }
 
-static EMPTY: PatchSchema = PatchSchema { fields: &[] };
+static EMPTY: PatchSchema = PatchSchema { fields: BTreeMap::new() };
 
-static OBJECT_META: PatchSchema = PatchSchema {
-    fields: &[
-        ("finalizers", FieldPatchMeta::merge_set()),
-        ("ownerReferences", FieldPatchMeta::merge_by("uid", &EMPTY)),
-    ],
-};
+/// The patch schemas of every type reachable from the served kinds.
+struct Graph {
+    schemas: Vec<PatchSchema>,
+    /// (apiVersion, kind, index in `schemas`).
+    kinds: Vec<(&'static str, &'static str, usize)>,
+}
 
-static CONTAINER: PatchSchema = PatchSchema {
-    fields: &[
-        ("ports", FieldPatchMeta::merge_by("containerPort", &EMPTY)),
-        ("env", FieldPatchMeta::merge_by("name", &EMPTY)),
-        ("volumeMounts", FieldPatchMeta::merge_by("mountPath", &EMPTY)),
-        ("volumeDevices", FieldPatchMeta::merge_by("devicePath", &EMPTY)),
-    ],
-};
+fn graph() -> &'static Graph {
+    static GRAPH: OnceLock<Graph> = OnceLock::new();
+    GRAPH.get_or_init(build)
+}
 
-static POD_SPEC: PatchSchema = PatchSchema {
-    fields: &[
-        ("volumes", FieldPatchMeta::merge_retain_by("name", &EMPTY)),
-        ("initContainers", FieldPatchMeta::merge_by("name", &CONTAINER)),
-        ("containers", FieldPatchMeta::merge_by("name", &CONTAINER)),
-        // EphemeralContainer inlines EphemeralContainerCommon, whose tags are Container's.
-        ("ephemeralContainers", FieldPatchMeta::merge_by("name", &CONTAINER)),
-        ("imagePullSecrets", FieldPatchMeta::merge_by("name", &EMPTY)),
-        ("hostAliases", FieldPatchMeta::merge_by("ip", &EMPTY)),
-        ("topologySpreadConstraints", FieldPatchMeta::merge_by("topologyKey", &EMPTY)),
-        ("schedulingGates", FieldPatchMeta::merge_by("name", &EMPTY)),
-        ("resourceClaims", FieldPatchMeta::merge_retain_by("name", &EMPTY)),
-    ],
-};
+/// A served kind and the name of its type's schema.
+pub(super) struct Kind {
+    api_version: &'static str,
+    kind: &'static str,
+    schema: String,
+}
 
-static POD_STATUS: PatchSchema = PatchSchema {
-    fields: &[
-        ("conditions", FieldPatchMeta::merge_by("type", &EMPTY)),
-        ("hostIPs", FieldPatchMeta::merge_by("ip", &EMPTY)),
-        ("podIPs", FieldPatchMeta::merge_by("ip", &EMPTY)),
-        ("resourceClaimStatuses", FieldPatchMeta::merge_retain_by("name", &EMPTY)),
-    ],
-};
+/// Adds a kind's types to the generator.
+fn add<T: Resource + JsonSchema>(gen: &mut SchemaGenerator) -> Kind {
+    gen.subschema_for::<T>();
+    Kind { api_version: T::API_VERSION, kind: T::KIND, schema: T::schema_name().into_owned() }
+}
 
-static POD: PatchSchema = PatchSchema {
-    fields: &[
-        ("metadata", FieldPatchMeta::nested(&OBJECT_META)),
-        ("spec", FieldPatchMeta::nested(&POD_SPEC)),
-        ("status", FieldPatchMeta::nested(&POD_STATUS)),
-    ],
-};
+/// The kinds knet serves, with the schemas of their types (status and scale subresources
+/// use their object's kind, `autoscaling/v1` `Scale` its own).
+pub(super) fn served_kinds() -> (Vec<Kind>, serde_json::Map<String, Value>) {
+    let mut gen = SchemaGenerator::new(SchemaSettings::openapi3());
+    let kinds = vec![
+        add::<core::v1::Pod>(&mut gen),
+        add::<core::v1::Service>(&mut gen),
+        add::<core::v1::Node>(&mut gen),
+        add::<core::v1::Namespace>(&mut gen),
+        add::<core::v1::ServiceAccount>(&mut gen),
+        add::<core::v1::ReplicationController>(&mut gen),
+        add::<core::v1::Endpoints>(&mut gen),
+        add::<core::v1::Secret>(&mut gen),
+        add::<core::v1::ConfigMap>(&mut gen),
+        add::<core::v1::Event>(&mut gen),
+        add::<events::v1::Event>(&mut gen),
+        add::<apps::v1::Deployment>(&mut gen),
+        add::<apps::v1::ReplicaSet>(&mut gen),
+        add::<discovery::v1::EndpointSlice>(&mut gen),
+        add::<networking::v1::NetworkPolicy>(&mut gen),
+        add::<networking::v1::Ingress>(&mut gen),
+        add::<networking::v1::IngressClass>(&mut gen),
+        add::<coordination::v1::Lease>(&mut gen),
+        add::<autoscaling::v1::Scale>(&mut gen),
+    ];
+    (kinds, gen.take_definitions(true))
+}
 
-static POD_TEMPLATE_SPEC: PatchSchema = PatchSchema {
-    fields: &[("metadata", FieldPatchMeta::nested(&OBJECT_META)), ("spec", FieldPatchMeta::nested(&POD_SPEC))],
-};
+/// The schema a property's value (or list element) refers to: `$ref`, or a described
+/// `allOf: [{$ref}]`, directly or as `items`.
+fn referenced(prop: &Value) -> Option<&str> {
+    fn direct(v: &Value) -> Option<&str> {
+        let r = v.get("$ref").or_else(|| v.pointer("/allOf/0/$ref"))?.as_str()?;
+        r.rsplit('/').next()
+    }
+    direct(prop).or_else(|| direct(prop.get("items")?))
+}
 
-/// `status` of the kinds whose only tagged status field is `conditions`, by `type`
-/// (Service, Namespace, ReplicationController, Deployment, ReplicaSet).
-static CONDITIONS_STATUS: PatchSchema =
-    PatchSchema { fields: &[("conditions", FieldPatchMeta::merge_by("type", &EMPTY))] };
+fn strategy_of(tag: &str) -> (PatchStrategy, bool) {
+    let mut strategy = PatchStrategy::Default;
+    let mut retain_keys = false;
+    for part in tag.split(',') {
+        match part {
+            "merge" => strategy = PatchStrategy::Merge,
+            "replace" => strategy = PatchStrategy::Replace,
+            "retainKeys" => retain_keys = true,
+            _ => {}
+        }
+    }
+    (strategy, retain_keys)
+}
 
-/// `spec` of the workload kinds: only the pod template has tagged fields.
-static TEMPLATE_SPEC: PatchSchema = PatchSchema { fields: &[("template", FieldPatchMeta::nested(&POD_TEMPLATE_SPEC))] };
-
-static WORKLOAD: PatchSchema = PatchSchema {
-    fields: &[
-        ("metadata", FieldPatchMeta::nested(&OBJECT_META)),
-        ("spec", FieldPatchMeta::nested(&TEMPLATE_SPEC)),
-        ("status", FieldPatchMeta::nested(&CONDITIONS_STATUS)),
-    ],
-};
-
-static DEPLOYMENT_SPEC: PatchSchema = PatchSchema {
-    fields: &[
-        ("template", FieldPatchMeta::nested(&POD_TEMPLATE_SPEC)),
-        ("strategy", FieldPatchMeta::retain_keys(&EMPTY)),
-    ],
-};
-
-static DEPLOYMENT: PatchSchema = PatchSchema {
-    fields: &[
-        ("metadata", FieldPatchMeta::nested(&OBJECT_META)),
-        ("spec", FieldPatchMeta::nested(&DEPLOYMENT_SPEC)),
-        ("status", FieldPatchMeta::nested(&CONDITIONS_STATUS)),
-    ],
-};
-
-static SERVICE: PatchSchema = PatchSchema {
-    fields: &[
-        ("metadata", FieldPatchMeta::nested(&OBJECT_META)),
-        (
-            "spec",
-            FieldPatchMeta::nested(&PatchSchema { fields: &[("ports", FieldPatchMeta::merge_by("port", &EMPTY))] }),
-        ),
-        ("status", FieldPatchMeta::nested(&CONDITIONS_STATUS)),
-    ],
-};
-
-static NODE: PatchSchema = PatchSchema {
-    fields: &[
-        ("metadata", FieldPatchMeta::nested(&OBJECT_META)),
-        ("spec", FieldPatchMeta::nested(&PatchSchema { fields: &[("podCIDRs", FieldPatchMeta::merge_set())] })),
-        (
-            "status",
-            FieldPatchMeta::nested(&PatchSchema {
-                fields: &[
-                    ("conditions", FieldPatchMeta::merge_by("type", &EMPTY)),
-                    ("addresses", FieldPatchMeta::merge_by("type", &EMPTY)),
-                ],
-            }),
-        ),
-    ],
-};
-
-static NAMESPACE: PatchSchema = PatchSchema {
-    fields: &[
-        ("metadata", FieldPatchMeta::nested(&OBJECT_META)),
-        ("status", FieldPatchMeta::nested(&CONDITIONS_STATUS)),
-    ],
-};
-
-static SERVICE_ACCOUNT: PatchSchema = PatchSchema {
-    fields: &[
-        ("metadata", FieldPatchMeta::nested(&OBJECT_META)),
-        ("secrets", FieldPatchMeta::merge_by("name", &EMPTY)),
-    ],
-};
-
-/// Kinds whose only tagged fields are in `metadata`.
-static METADATA_ONLY: PatchSchema = PatchSchema { fields: &[("metadata", FieldPatchMeta::nested(&OBJECT_META))] };
+fn build() -> Graph {
+    let (kinds, defs) = served_kinds();
+    let index: HashMap<&str, usize> = defs.keys().enumerate().map(|(i, name)| (name.as_str(), i)).collect();
+    let mut tags: HashMap<(&str, &str), Field> = HashMap::new();
+    for t in field_tags() {
+        let (strategy, retain_keys) = strategy_of(t.strategy);
+        let merge_key = (!t.merge_key.is_empty()).then_some(t.merge_key);
+        tags.insert((t.schema.as_str(), t.field), Field { strategy, retain_keys, merge_key, value: None });
+    }
+    let schemas = defs
+        .iter()
+        .map(|(name, def)| {
+            let mut fields = BTreeMap::new();
+            let props = def.get("properties").and_then(Value::as_object).into_iter().flatten();
+            for (field, prop) in props {
+                let value = referenced(prop).and_then(|r| index.get(r).copied());
+                let tag = tags.get(&(name.as_str(), field.as_str())).copied();
+                if value.is_none() && tag.is_none() {
+                    continue;
+                }
+                fields.insert(field.clone(), Field { value, ..tag.unwrap_or(UNTAGGED) });
+            }
+            PatchSchema { fields }
+        })
+        .collect();
+    let kinds =
+        kinds.into_iter().filter_map(|k| Some((k.api_version, k.kind, *index.get(k.schema.as_str())?))).collect();
+    Graph { schemas, kinds }
+}
 
 /// The patch schema of a kind knet serves, by `apiVersion` and `kind` (status and scale
 /// subresources use their object's kind, `autoscaling/v1` `Scale` its own). `None` for
 /// any other kind: kube-apiserver refuses strategic merge patches for kinds it has no
 /// schema for (custom resources) with 415 Unsupported Media Type.
 pub fn patch_schema(api_version: &str, kind: &str) -> Option<&'static PatchSchema> {
-    Some(match (api_version, kind) {
-        ("v1", "Pod") => &POD,
-        ("v1", "Service") => &SERVICE,
-        ("v1", "Node") => &NODE,
-        ("v1", "Namespace") => &NAMESPACE,
-        ("v1", "ServiceAccount") => &SERVICE_ACCOUNT,
-        ("v1", "ReplicationController") | ("apps/v1", "ReplicaSet") => &WORKLOAD,
-        ("apps/v1", "Deployment") => &DEPLOYMENT,
-        ("v1", "Endpoints" | "Secret" | "ConfigMap" | "Event")
-        | ("discovery.k8s.io/v1", "EndpointSlice")
-        | ("networking.k8s.io/v1", "NetworkPolicy" | "Ingress" | "IngressClass")
-        | ("coordination.k8s.io/v1", "Lease")
-        | ("autoscaling/v1", "Scale") => &METADATA_ONLY,
-        _ => return None,
-    })
+    let g = graph();
+    let &(_, _, i) = g.kinds.iter().find(|(v, k, _)| *v == api_version && *k == kind)?;
+    g.schemas.get(i)
 }

@@ -328,6 +328,8 @@ fn schemas_of_the_served_kinds() {
         ("networking.k8s.io/v1", "Ingress"),
         ("networking.k8s.io/v1", "IngressClass"),
         ("coordination.k8s.io/v1", "Lease"),
+        ("events.k8s.io/v1", "Event"),
+        ("autoscaling/v1", "Scale"),
     ] {
         let schema = patch_schema(v, k).unwrap_or_else(|| panic!("{v} {k}"));
         assert_eq!(schema.field("metadata").schema.field("ownerReferences").merge_key, Some("uid"), "{k}");
@@ -343,6 +345,15 @@ fn schemas_of_the_served_kinds() {
     assert_eq!(c.field("args").strategy, PatchStrategy::Default);
     let pod_spec = patch_schema("v1", "Pod").unwrap().field("spec").schema;
     assert!(pod_spec.field("volumes").retain_keys);
+    // The schemas follow k8s-openapi's types all the way down, so tags deep inside apply too.
+    let ephemeral = pod_spec.field("volumes").schema.field("ephemeral").schema;
+    let claim_meta = ephemeral.field("volumeClaimTemplate").schema.field("metadata").schema;
+    assert_eq!(claim_meta.field("ownerReferences").merge_key, Some("uid"));
+    assert_eq!(claim_meta.field("finalizers").strategy, PatchStrategy::Merge);
+    let deploy_spec = patch_schema("apps/v1", "Deployment").unwrap().field("spec").schema;
+    assert!(deploy_spec.field("strategy").retain_keys);
+    let event = patch_schema("events.k8s.io/v1", "Event").unwrap();
+    assert_eq!(event.field("series").strategy, PatchStrategy::Default);
 }
 
 #[test]

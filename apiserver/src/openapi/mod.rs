@@ -12,7 +12,6 @@
 //! client-go fetches `/openapi/v2` only as protobuf and only when v3 fails; the JSON v2
 //! document here is for other clients.
 
-mod patch_meta;
 mod paths;
 mod schemas;
 
@@ -112,6 +111,8 @@ fn content_hash(bytes: &[u8]) -> String {
 /// milliseconds of work); call it at startup.
 pub fn prepare() {
     docs();
+    // The strategic merge patch schemas are built from the same types, also once.
+    let _ = knet_apimachinery::patch::patch_schema("v1", "Pod");
 }
 
 /// `GET /openapi/v3`: `{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=…"}, …}}`.

@@ -7,7 +7,8 @@
 //! `allOf: [{$ref}]` as kube-apiserver writes it (kubectl explain prints the field's own
 //! description that way). On top of that knet adds what kube-apiserver's document has and
 //! k8s-openapi lacks: `x-kubernetes-group-version-kind` on each kind, the `…List` kinds,
-//! and the patch-strategy/list-type extensions of [`patch_meta`](super::patch_meta).
+//! and the patch-strategy/list-type extensions of the fields that have them (from the one
+//! table of [`knet_apimachinery::patch::field_tags`], which strategic merge patches use too).
 
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::Binding;
@@ -18,8 +19,8 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
-use super::patch_meta::{full_schema_name, FIELDS};
 use crate::resources::{ResourceInfo, RESOURCES};
+use knet_apimachinery::patch::field_tags;
 
 /// The OpenAPI schema name of a resource's kind, like `io.k8s.api.apps.v1.Deployment`.
 pub(crate) fn kind_schema_name(res: &ResourceInfo) -> Option<String> {
@@ -171,24 +172,23 @@ fn list_schema(res: &ResourceInfo, kind_schema: &str) -> Value {
 
 /// Adds the patch-strategy and list-type extensions to the fields that have them.
 fn apply_field_meta(defs: &mut Map<String, Value>) {
-    for (short, field, strategy, merge_key, list_type, map_keys) in FIELDS {
-        let name = full_schema_name(short);
+    for t in field_tags() {
         let Some(Value::Object(prop)) =
-            defs.get_mut(&name).and_then(|s| s.pointer_mut(&format!("/properties/{field}")))
+            defs.get_mut(&t.schema).and_then(|s| s.pointer_mut(&format!("/properties/{}", t.field)))
         else {
             continue;
         };
-        if !strategy.is_empty() {
-            prop.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
+        if !t.strategy.is_empty() {
+            prop.insert("x-kubernetes-patch-strategy".into(), json!(t.strategy));
         }
-        if !merge_key.is_empty() {
-            prop.insert("x-kubernetes-patch-merge-key".into(), json!(merge_key));
+        if !t.merge_key.is_empty() {
+            prop.insert("x-kubernetes-patch-merge-key".into(), json!(t.merge_key));
         }
-        if !list_type.is_empty() {
-            prop.insert("x-kubernetes-list-type".into(), json!(list_type));
+        if !t.list_type.is_empty() {
+            prop.insert("x-kubernetes-list-type".into(), json!(t.list_type));
         }
-        if !map_keys.is_empty() {
-            prop.insert("x-kubernetes-list-map-keys".into(), json!(map_keys));
+        if !t.list_map_keys.is_empty() {
+            prop.insert("x-kubernetes-list-map-keys".into(), json!(t.list_map_keys));
         }
     }
 }

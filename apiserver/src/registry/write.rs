@@ -406,15 +406,9 @@ impl Registry {
     ) -> Result<Written, ApiError> {
         let schema = match ptype {
             // Without a patch schema only the schemaless patch types are served (as for custom resources).
-            PatchType::StrategicMerge => {
-                // A view (events.k8s.io Events) patches like the kind it is stored as.
-                let sres = resources::storage_of(res);
-                let schema = patch::patch_schema(&res.api_version(), res.kind)
-                    .or_else(|| patch::patch_schema(&sres.api_version(), sres.kind));
-                Some(schema.ok_or_else(|| {
-                    ApiError::UnsupportedMediaType("application/json-patch+json, application/merge-patch+json".into())
-                })?)
-            }
+            PatchType::StrategicMerge => Some(patch::patch_schema(&res.api_version(), res.kind).ok_or_else(|| {
+                ApiError::UnsupportedMediaType("application/json-patch+json, application/merge-patch+json".into())
+            })?),
             // Server-side apply is not served: the 415 lists the patch types that are (client-side
             // `kubectl apply` sends a strategic merge patch).
             PatchType::Apply => return Err(ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into())),

@@ -1,34 +1,63 @@
-//! Strategic-merge-patch and list-type metadata of Kubernetes' API fields
-//! (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`,
-//! `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`).
+//! The patch and list-type tags of the Kubernetes API fields: the `patchStrategy` and
+//! `patchMergeKey` struct tags and the `+listType`/`+listMapKey` markers of `k8s.io/api`
+//! v1.34 (core, apps, networking, discovery, coordination, autoscaling and meta v1), which the
+//! OpenAPI spec carries as `x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`,
+//! `x-kubernetes-list-type` and `x-kubernetes-list-map-keys`.
 //!
-//! k8s-openapi's schemas do not carry these, but `kubectl apply` computes its strategic
-//! merge patch from the OpenAPI v3 document, so a list such as `spec.containers` must say
-//! it merges by `name` for kubectl to send the same patch it sends to a real cluster.
-//! The rows are the `patchStrategy`/`patchMergeKey` tags and `+listType`/`+listMapKey`
-//! markers of the Kubernetes v1 API types (core, apps, networking, discovery,
-//! coordination, autoscaling and meta).
+//! This one table feeds both users: the strategic merge patch's per-kind schemas
+//! ([`super::patch_schema`]) and the extensions of the API server's OpenAPI documents,
+//! which `kubectl apply` reads to compute the patch it sends (k8s-openapi's schemas do
+//! not carry them).
 
-/// `(schema, field, patch strategy, merge key, list type, list map keys)`; the schema is
-/// the OpenAPI name without its `io.k8s.api.` / `io.k8s.apimachinery.pkg.apis.` prefix.
-pub(super) type FieldMeta =
-    (&'static str, &'static str, &'static str, &'static str, &'static str, &'static [&'static str]);
+/// The tags of one field of one API type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldTags {
+    /// The type's OpenAPI schema name, like `io.k8s.api.core.v1.PodSpec`.
+    pub schema: String,
+    pub field: &'static str,
+    /// `merge`, `replace`, `retainKeys`, `merge,retainKeys`, or empty.
+    pub strategy: &'static str,
+    /// The merge key of a merged list of objects, or empty.
+    pub merge_key: &'static str,
+    /// `atomic`, `set`, `map`, or empty.
+    pub list_type: &'static str,
+    pub list_map_keys: &'static [&'static str],
+}
 
-/// The schema name a row's short name stands for.
-pub(super) fn full_schema_name(short: &str) -> String {
+/// `(schema, field, strategy, merge key, list type, list map keys)`; the schema is its
+/// OpenAPI name without `io.k8s.api.` (or, for `meta.v1.`, `io.k8s.apimachinery.pkg.apis.`).
+type Row = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static [&'static str]);
+
+/// The OpenAPI schema name a row's short name stands for.
+fn full_schema_name(short: &str) -> String {
     match short.strip_prefix("meta.v1.") {
         Some(rest) => format!("io.k8s.apimachinery.pkg.apis.meta.v1.{rest}"),
         None => format!("io.k8s.api.{short}"),
     }
 }
 
+/// Every tagged field.
+pub fn field_tags() -> &'static [FieldTags] {
+    static ALL: std::sync::OnceLock<Vec<FieldTags>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        ROWS.iter()
+            .map(|&(schema, field, strategy, merge_key, list_type, list_map_keys)| FieldTags {
+                schema: full_schema_name(schema),
+                field,
+                strategy,
+                merge_key,
+                list_type,
+                list_map_keys,
+            })
+            .collect()
+    })
+}
+
 #[rustfmt::skip]
-pub(super) static FIELDS: &[FieldMeta] = &[
+static ROWS: &[Row] = &[
     ("core.v1.PersistentVolumeSpec", "accessModes", "", "", "atomic", &[]),
     ("core.v1.PersistentVolumeSpec", "mountOptions", "", "", "atomic", &[]),
     ("core.v1.PersistentVolumeClaimSpec", "accessModes", "", "", "atomic", &[]),
-    ("core.v1.VolumeHealthStatus", "healthConditions", "merge", "status", "map", &["status", "reason"]),
-    ("core.v1.PodVolumeHealth", "healthConditions", "merge", "status", "map", &["status", "reason"]),
     ("core.v1.PersistentVolumeClaimStatus", "accessModes", "", "", "atomic", &[]),
     ("core.v1.PersistentVolumeClaimStatus", "conditions", "merge", "type", "map", &["type"]),
     ("core.v1.RBDVolumeSource", "monitors", "", "", "atomic", &[]),
@@ -44,7 +73,6 @@ pub(super) static FIELDS: &[FieldMeta] = &[
     ("core.v1.ConfigMapVolumeSource", "items", "", "", "atomic", &[]),
     ("core.v1.ConfigMapProjection", "items", "", "", "atomic", &[]),
     ("core.v1.ProjectedVolumeSource", "sources", "", "", "atomic", &[]),
-    ("core.v1.VolumeMount", "bindMountOptions", "", "", "set", &[]),
     ("core.v1.HTTPGetAction", "httpHeaders", "", "", "atomic", &[]),
     ("core.v1.ExecAction", "command", "", "", "atomic", &[]),
     ("core.v1.Capabilities", "add", "", "", "atomic", &[]),
@@ -89,7 +117,6 @@ pub(super) static FIELDS: &[FieldMeta] = &[
     ("core.v1.PodSpec", "topologySpreadConstraints", "merge", "topologyKey", "map", &["topologyKey", "whenUnsatisfiable"]),
     ("core.v1.PodSpec", "schedulingGates", "merge", "name", "map", &["name"]),
     ("core.v1.PodSpec", "resourceClaims", "merge,retainKeys", "name", "map", &["name"]),
-    ("core.v1.PodSpec", "evictionResponders", "merge", "name", "map", &["name"]),
     ("core.v1.PodExtendedResourceClaimStatus", "requestMappings", "", "", "atomic", &[]),
     ("core.v1.TopologySpreadConstraint", "matchLabelKeys", "", "", "atomic", &[]),
     ("core.v1.HostAlias", "hostnames", "", "", "atomic", &[]),
@@ -114,8 +141,6 @@ pub(super) static FIELDS: &[FieldMeta] = &[
     ("core.v1.PodStatus", "containerStatuses", "", "", "atomic", &[]),
     ("core.v1.PodStatus", "ephemeralContainerStatuses", "", "", "atomic", &[]),
     ("core.v1.PodStatus", "resourceClaimStatuses", "merge,retainKeys", "name", "map", &["name"]),
-    ("core.v1.PodStatus", "nodeAllocatableResourceClaimStatuses", "merge", "resourceClaimName", "map", &["resourceClaimName"]),
-    ("core.v1.PodStatus", "volumeHealth", "", "", "map", &["name"]),
     ("core.v1.ReplicationControllerStatus", "conditions", "merge", "type", "map", &["type"]),
     ("core.v1.ServiceStatus", "conditions", "merge", "type", "map", &["type"]),
     ("core.v1.LoadBalancerStatus", "ingress", "", "", "atomic", &[]),
@@ -133,15 +158,12 @@ pub(super) static FIELDS: &[FieldMeta] = &[
     ("core.v1.EndpointSubset", "ports", "", "", "atomic", &[]),
     ("core.v1.NodeSpec", "podCIDRs", "merge", "", "set", &[]),
     ("core.v1.NodeSpec", "taints", "", "", "atomic", &[]),
-    ("core.v1.NodePodPreemptionPolicy", "disableResizePreemption", "", "", "set", &[]),
     ("core.v1.NodeStatus", "conditions", "merge", "type", "map", &["type"]),
     ("core.v1.NodeStatus", "addresses", "merge", "type", "map", &["type"]),
     ("core.v1.NodeStatus", "images", "", "", "atomic", &[]),
     ("core.v1.NodeStatus", "volumesInUse", "", "", "atomic", &[]),
     ("core.v1.NodeStatus", "volumesAttached", "", "", "atomic", &[]),
     ("core.v1.NodeStatus", "runtimeHandlers", "", "", "atomic", &[]),
-    ("core.v1.NodeStatus", "declaredFeatures", "", "", "atomic", &[]),
-    ("core.v1.AvoidPods", "preferAvoidPods", "", "", "atomic", &[]),
     ("core.v1.ContainerImage", "names", "", "", "atomic", &[]),
     ("core.v1.NamespaceSpec", "finalizers", "", "", "atomic", &[]),
     ("core.v1.NamespaceStatus", "conditions", "merge", "type", "map", &["type"]),
@@ -154,9 +176,6 @@ pub(super) static FIELDS: &[FieldMeta] = &[
     ("core.v1.ComponentStatus", "conditions", "merge", "type", "map", &["type"]),
     ("core.v1.DownwardAPIVolumeSource", "items", "", "", "atomic", &[]),
     ("core.v1.DownwardAPIProjection", "items", "", "", "atomic", &[]),
-    ("core.v1.NodeAllocatableResourceClaimStatus", "containers", "", "", "set", &[]),
-    ("core.v1.NodeAllocatableResourceClaimStatus", "mapping", "merge", "name", "map", &["name"]),
-    ("core.v1.NodeAllocatableResourceClaimStatus", "overhead", "merge", "name", "map", &["name"]),
     ("apps.v1.StatefulSetSpec", "volumeClaimTemplates", "", "", "atomic", &[]),
     ("apps.v1.StatefulSetStatus", "conditions", "merge", "type", "map", &["type"]),
     ("apps.v1.DeploymentSpec", "strategy", "retainKeys", "", "", &[]),
@@ -210,3 +229,42 @@ pub(super) static FIELDS: &[FieldMeta] = &[
     ("meta.v1.TableRow", "cells", "", "", "atomic", &[]),
     ("meta.v1.TableRow", "conditions", "", "", "atomic", &[]),
 ];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn rows_are_unique_and_well_formed() {
+        let mut seen = BTreeSet::new();
+        for t in field_tags() {
+            let at = format!("{}.{}", t.schema, t.field);
+            assert!(seen.insert(at.clone()), "{at} is tagged twice");
+            assert!(["", "merge", "replace", "retainKeys", "merge,retainKeys"].contains(&t.strategy), "{at}");
+            assert!(["", "atomic", "set", "map"].contains(&t.list_type), "{at}");
+            assert_eq!(t.list_type == "map", !t.list_map_keys.is_empty(), "{at}: map keys go with listType map");
+            assert!(t.merge_key.is_empty() || t.strategy.contains("merge"), "{at}: a merge key without merge");
+        }
+        assert_eq!(field_tags()[0].schema, "io.k8s.api.core.v1.PersistentVolumeSpec");
+        assert!(field_tags().iter().any(|t| t.schema == "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+    }
+
+    #[test]
+    fn every_tag_of_a_served_type_names_one_of_its_fields() {
+        let (_, defs) = super::super::schema::served_kinds();
+        let mut checked = 0;
+        for t in field_tags() {
+            let Some(def) = defs.get(&t.schema) else { continue };
+            assert!(
+                def.pointer(&format!("/properties/{}", t.field)).is_some(),
+                "{} has no field {}",
+                t.schema,
+                t.field
+            );
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} rows are of served types");
+    }
+}
