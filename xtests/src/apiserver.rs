@@ -155,6 +155,20 @@ impl ApiServer {
         http_client(&self.ca_pem()?)
     }
 
+    /// The text of `/metrics`, fetched as the admin.
+    pub async fn metrics(&self) -> Result<String> {
+        let resp = self
+            .http()?
+            .get(format!("{}/metrics", self.url()))
+            .bearer_auth(self.admin_token()?)
+            .send()
+            .await
+            .context("GET /metrics")?
+            .error_for_status()
+            .context("GET /metrics")?;
+        resp.text().await.context("reading /metrics")
+    }
+
     /// The server's pid while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -78,15 +78,7 @@ async fn events_not_observed_for_the_ttl_are_deleted() -> Result<()> {
         Ok(Some(()))
     })
     .await?;
-    let metrics = server
-        .http()?
-        .get(format!("{}/metrics", server.url()))
-        .bearer_auth(server.admin_token()?)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let metrics = server.metrics().await?;
     assert!(metrics.contains("knet_apiserver_events_expired_total 2"), "{metrics}");
     Ok(())
 }

@@ -49,14 +49,7 @@ async fn metrics_count_requests_and_need_authentication() -> Result<()> {
     let http = server.http()?;
     let anon = http.get(format!("{}/metrics", server.url())).send().await?;
     assert_eq!(anon.status(), 401);
-    let body = http
-        .get(format!("{}/metrics", server.url()))
-        .bearer_auth(server.admin_token()?)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let body = server.metrics().await?;
     assert!(
         body.lines().any(|l| l.starts_with("apiserver_request_total{")
             && l.contains("verb=\"list\"")

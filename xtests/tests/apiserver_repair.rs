@@ -49,17 +49,6 @@ async fn create(api: &Api<Service>, svc: &Service) -> Result<Result<Service, kub
     }
 }
 
-async fn metrics(server: &ApiServer) -> Result<String> {
-    let resp = server
-        .http()?
-        .get(format!("{}/metrics", server.url()))
-        .bearer_auth(server.admin_token()?)
-        .send()
-        .await?
-        .error_for_status()?;
-    Ok(resp.text().await?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaked_allocation_is_refused_then_released_by_repair() -> Result<()> {
     let mut server = ApiServer::start_with_args(&["--repair-interval", "1s"]).await?;
@@ -104,7 +93,7 @@ async fn a_leaked_allocation_is_refused_then_released_by_repair() -> Result<()> 
     let spec = created.spec.context("no spec")?;
     assert_eq!(spec.cluster_ip.as_deref(), Some(LEAKED_IP));
     assert_eq!(spec.ports.unwrap_or_default()[0].node_port, Some(i32::from(LEAKED_PORT)));
-    let text = metrics(&server).await?;
+    let text = server.metrics().await?;
     for line in [
         "knet_apiserver_repair_leaks_released_total{resource=\"clusterips\"} 1",
         "knet_apiserver_repair_leaks_released_total{resource=\"nodeports\"} 1",
