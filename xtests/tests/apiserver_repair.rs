@@ -131,7 +131,8 @@ async fn a_lost_allocation_key_is_restored_at_start_up() -> Result<()> {
         .context("no ClusterIPNotAllocated event on the Service")?;
     assert_eq!(restored.message.as_deref(), Some("Cluster IP [IPv4]: 10.96.0.88 is not allocated; repairing"));
     assert_eq!(restored.type_.as_deref(), Some("Warning"));
-    assert!(metrics(&server)
+    assert!(server
+        .metrics()
         .await?
         .contains("knet_apiserver_repair_allocations_restored_total{resource=\"clusterips\"} 1"));
 
