@@ -26,7 +26,7 @@ pub const BURST_REPLICAS: usize = 500;
 pub enum ReplicaError {
     /// Adopting or releasing pods failed.
     #[error("claiming pods for {key}: {source}")]
-    Claim { key: ObjectKey, source: ClaimError },
+    Claim { key: ObjectKey, source: Box<ClaimError> },
     /// The template cannot make pods.
     #[error("creating pods for {key}: {source}")]
     Template { key: ObjectKey, source: NoLabels },
@@ -93,7 +93,7 @@ impl<K: ReplicaController> ReplicaManager<K> {
         let active: Vec<Arc<Pod>> = all.iter().filter(|p| pods::is_active(p)).cloned().collect();
         let owned = claim::claim_all(&self.client, owner.as_ref(), &selector, &active)
             .await
-            .map_err(|source| ReplicaError::Claim { key: key.clone(), source })?;
+            .map_err(|source| ReplicaError::Claim { key: key.clone(), source: Box::new(source) })?;
         let uid = owner.meta().uid.clone().unwrap_or_default();
         let mut terminating = all
             .iter()
