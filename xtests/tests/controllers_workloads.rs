@@ -625,3 +625,78 @@ spec:
     assert_eq!(writes().await?, before, "API writes without any change");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_ready_seconds_delays_availability() -> Result<()> {
+    let c = cluster().await?;
+    let k = c.api.kubectl();
+    apply(
+        &k,
+        "apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: patient
+spec:
+  replicas: 2
+  minReadySeconds: 3
+  selector:
+    matchLabels:
+      app: patient
+  template:
+    metadata:
+      labels:
+        app: patient
+    spec:
+      nodeName: node-b
+      containers:
+      - name: c
+        image: nginx
+",
+    )
+    .await?;
+    let rs: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
+    let counts = || async {
+        let st = rs.get("patient").await?.status.unwrap_or_default();
+        anyhow::Ok((st.ready_replicas.unwrap_or(0), st.available_replicas.unwrap_or(0)))
+    };
+    let started = std::time::Instant::now();
+    wait::until(TIMEOUT, "2 ready replicas", || async { Ok((counts().await?.0 == 2).then_some(())) }).await?;
+    let (_, available) = counts().await?;
+    assert_eq!(available, 0, "ready pods are not available before minReadySeconds");
+    wait::until(TIMEOUT, "2 available replicas", || async { Ok((counts().await?.1 == 2).then_some(())) }).await?;
+    // Condition times have whole seconds, so a pod may count as available up to 1 s early (as upstream).
+    assert!(started.elapsed() >= Duration::from_secs(2), "available after {:?}", started.elapsed());
+    let out = kc(&k, &["get", "rs", "patient", "--no-headers"]).await?;
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>()[1..4], ["2", "2", "2"], "{out}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_rollout_converges_without_duplicates() -> Result<()> {
+    let mut c = cluster().await?;
+    let k = c.api.kubectl();
+    apply(&k, &deployment_yaml("again", 4, "nginx:1.25", ROLLING_1_1)).await?;
+    rollout_status(&k, "again").await?;
+    let before: BTreeSet<String> =
+        replica_sets(&c.client, "again").await?.iter().filter_map(|r| r.metadata.name.clone()).collect();
+    // A restart with nothing to do keeps the same ReplicaSet (the template hash is stable) and its pods.
+    c.ctrl.kill9();
+    c.ctrl.restart(WaitFor::Ready).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after: BTreeSet<String> =
+        replica_sets(&c.client, "again").await?.iter().filter_map(|r| r.metadata.name.clone()).collect();
+    assert_eq!(before, after);
+    ready_pods(&c.client, "again", 4).await?;
+
+    // Crash right after a template change, restart: the rollout completes with one new ReplicaSet.
+    kc(&k, &["set", "image", "deployment/again", "c=nginx:1.26"]).await?;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.ctrl.kill9();
+    c.ctrl.restart(WaitFor::Ready).await?;
+    rollout_status(&k, "again").await?;
+    ready_pods(&c.client, "again", 4).await?;
+    let rss = replica_sets(&c.client, "again").await?;
+    assert_eq!(rss.len(), 2, "{:?}", rss.iter().map(|r| r.metadata.name.clone()).collect::<Vec<_>>());
+    assert_eq!(rss.iter().filter(|r| size(r) > 0).map(size).collect::<Vec<_>>(), vec![4]);
+    Ok(())
+}
