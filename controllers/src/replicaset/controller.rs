@@ -2,6 +2,7 @@
 //! or delete pods until the count of active owned pods is `spec.replicas` (in slow-start batches, at most
 //! `BURST_REPLICAS` at a time, guarded by expectations), then write the status if it changed.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -89,17 +90,20 @@ impl<K: ReplicaController> ReplicaManager<K> {
                 return Ok(Action::Done);
             }
         };
+        // The candidates to claim: the pods the selector matches (from the label index) and the pods this
+        // controller owns (which it releases if they no longer match). Upstream lists the whole namespace.
         let all = self.pods.list_namespace(&key.namespace);
-        let active: Vec<Arc<Pod>> = all.iter().filter(|p| pods::is_active(p)).cloned().collect();
-        let owned = claim::claim_all(&self.client, owner.as_ref(), &selector, &active)
+        let uid = owner.meta().uid.clone().unwrap_or_default();
+        let mine: Vec<&Arc<Pod>> =
+            all.iter().filter(|p| pods::controller_of(&p.metadata).is_some_and(|r| r.uid == uid)).collect();
+        let mut candidates = self.pods.select(&key.namespace, &selector);
+        let selected: HashSet<Option<String>> = candidates.iter().map(|p| p.metadata.uid.clone()).collect();
+        candidates.extend(mine.iter().filter(|p| !selected.contains(&p.metadata.uid)).map(|p| Arc::clone(p)));
+        candidates.retain(|p| pods::is_active(p));
+        let owned = claim::claim_all(&self.client, owner.as_ref(), &selector, &candidates)
             .await
             .map_err(|source| ReplicaError::Claim { key: key.clone(), source: Box::new(source) })?;
-        let uid = owner.meta().uid.clone().unwrap_or_default();
-        let mut terminating = all
-            .iter()
-            .filter(|p| pods::is_terminating(p))
-            .filter(|p| pods::controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
-            .count();
+        let mut terminating = mine.iter().filter(|p| pods::is_terminating(p)).count();
 
         let mut managed = Managed { deleted: Vec::new(), failure: None };
         if needs_sync && owner.meta().deletion_timestamp.is_none() {
