@@ -1,0 +1,133 @@
+//! Which Deployments a ReplicaSet or pod change concerns (upstream `addReplicaSet` / `updateReplicaSet` /
+//! `deleteReplicaSet` / `deletePod`): a ReplicaSet's controlling Deployment, or — for an orphan — every
+//! Deployment whose selector matches it, so it can be adopted; a pod of a Recreate Deployment, which waits
+//! for its old pods to be gone.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use knet_apimachinery::labels;
+
+use super::fenceposts;
+use crate::replicaset::pods;
+use crate::runtime::{Change, ObjectKey, Store};
+
+/// The cached controller of kind `kind` (group `group`) of an object, when its UID matches.
+fn resolve<K: kube::Resource>(meta: &ObjectMeta, store: &Store<K>, group: &str, kind: &str) -> Option<ObjectKey> {
+    let r = pods::controller_of(meta)?;
+    let ref_group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    if r.kind != kind || ref_group != group {
+        return None;
+    }
+    let namespace = meta.namespace.as_deref().unwrap_or("");
+    let owner = store.get_named(namespace, &r.name)?;
+    (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then(|| ObjectKey::new(namespace, &r.name))
+}
+
+fn owning_deployment(rs: &ReplicaSet, deployments: &Store<Deployment>) -> Option<ObjectKey> {
+    resolve(&rs.metadata, deployments, "apps", "Deployment")
+}
+
+/// `getDeploymentsForReplicaSet`: Deployments of the namespace whose non-empty selector matches the labels.
+fn selecting(rs: &ReplicaSet, deployments: &Store<Deployment>) -> Vec<ObjectKey> {
+    let namespace = rs.metadata.namespace.as_deref().unwrap_or("");
+    let empty = Default::default();
+    let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
+    deployments
+        .list_namespace(namespace)
+        .iter()
+        .filter(|d| {
+            labels::from_optional_label_selector(d.spec.as_ref().map(|s| &s.selector))
+                .is_ok_and(|s| !s.is_everything() && s.matches(labels))
+        })
+        .map(|d| ObjectKey::of(d.as_ref()))
+        .collect()
+}
+
+/// The Deployments to sync after a ReplicaSet change.
+pub fn replica_set_change(change: &Change<ReplicaSet>, deployments: &Store<Deployment>) -> Vec<ObjectKey> {
+    match (change.old.as_deref(), change.new.as_deref()) {
+        (None, Some(new)) => match owning_deployment(new, deployments) {
+            Some(key) => vec![key],
+            None if pods::controller_of(&new.metadata).is_none() && new.metadata.deletion_timestamp.is_none() => {
+                selecting(new, deployments)
+            }
+            None => Vec::new(),
+        },
+        (Some(old), Some(new)) => {
+            let ref_changed = pods::controller_of(&old.metadata) != pods::controller_of(&new.metadata);
+            let mut keys = Vec::new();
+            if ref_changed {
+                keys.extend(owning_deployment(old, deployments));
+            }
+            if let Some(key) = owning_deployment(new, deployments) {
+                keys.push(key);
+            } else if pods::controller_of(&new.metadata).is_none()
+                && (ref_changed || old.metadata.labels != new.metadata.labels)
+            {
+                keys.extend(selecting(new, deployments));
+            }
+            keys
+        }
+        (Some(old), None) => owning_deployment(old, deployments).into_iter().collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
+/// The Deployments to sync after a pod change: a Recreate Deployment waits for its old pods to go.
+pub fn pod_change(
+    change: &Change<Pod>,
+    deployments: &Store<Deployment>,
+    replica_sets: &Store<ReplicaSet>,
+) -> Vec<ObjectKey> {
+    let Some(pod) = change.new.as_deref().or(change.old.as_deref()) else { return Vec::new() };
+    let gone =
+        change.new.is_none() || change.new.as_deref().is_some_and(|p| matches!(pods::phase(p), "Succeeded" | "Failed"));
+    if !gone {
+        return Vec::new();
+    }
+    let Some(rs_key) = resolve(&pod.metadata, replica_sets, "apps", "ReplicaSet") else { return Vec::new() };
+    let Some(rs) = replica_sets.get(&rs_key) else { return Vec::new() };
+    let Some(key) = owning_deployment(&rs, deployments) else { return Vec::new() };
+    match deployments.get(&key) {
+        Some(d) if fenceposts::strategy_type(&d) == "Recreate" => vec![key],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::util::tests::{deployment, rs};
+    use std::sync::Arc;
+
+    #[test]
+    fn replica_sets_wake_their_deployment_and_orphans_wake_matches() {
+        let deployments = Store::new();
+        let d = deployment("web", 2, "Recreate", None);
+        deployments.apply(Arc::new(d.clone()));
+        let mut owned = rs("web-1", 2, 2, 2, 1);
+        owned.metadata.owner_references = Some(vec![pods::controller_ref(&d)]);
+        let owned = Arc::new(owned);
+        let key = ObjectKey::new("ns", "web");
+        let add = Change { old: None, new: Some(owned.clone()) };
+        assert_eq!(replica_set_change(&add, &deployments), vec![key.clone()]);
+        let mut orphan = rs("stray", 1, 1, 1, 1);
+        orphan.metadata.labels = Some([("app".to_string(), "web".to_string())].into());
+        let add = Change { old: None, new: Some(Arc::new(orphan)) };
+        assert_eq!(replica_set_change(&add, &deployments), vec![key.clone()]);
+        let del = Change { old: Some(owned.clone()), new: None };
+        assert_eq!(replica_set_change(&del, &deployments), vec![key.clone()]);
+
+        // A pod of the Recreate Deployment going away wakes it.
+        let rss = Store::new();
+        rss.apply(owned.clone());
+        let mut p = Pod::default();
+        p.metadata.namespace = Some("ns".into());
+        p.metadata.owner_references = Some(vec![pods::controller_ref(owned.as_ref())]);
+        let gone = Change { old: Some(Arc::new(p.clone())), new: None };
+        assert_eq!(pod_change(&gone, &deployments, &rss), vec![key]);
+        let update = Change { old: Some(Arc::new(p.clone())), new: Some(Arc::new(p)) };
+        assert!(pod_change(&update, &deployments, &rss).is_empty());
+    }
+}

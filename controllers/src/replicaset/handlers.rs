@@ -1,0 +1,185 @@
+//! Which ReplicaSets (or RCs) a pod change concerns (upstream `addPod` / `updatePod` / `deletePod`), and the
+//! expectations that change satisfies: a pod appearing is an observed creation of its controller, a pod
+//! being deleted (deletionTimestamp set) or gone is an observed deletion. Orphans wake every controller whose
+//! selector matches them, so they are adopted.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::expectations::Expectations;
+use super::pods;
+use super::workload::ReplicaController;
+use crate::runtime::{Change, ObjectKey, Store};
+
+/// The group of an `apiVersion` ("" for the core group).
+fn group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+/// The cached controller of `pod` of kind `K`, if the pod's controller reference points at one that exists
+/// with that UID (`resolveControllerRef`).
+pub fn resolve<K: ReplicaController>(pod: &Pod, owners: &Store<K>) -> Option<ObjectKey> {
+    let r = pods::controller_of(&pod.metadata)?;
+    if r.kind != K::kind(&()) || group(&r.api_version) != K::group(&()) {
+        return None;
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
+    let owner = owners.get_named(namespace, &r.name)?;
+    (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then(|| ObjectKey::new(namespace, &r.name))
+}
+
+/// Every controller in the pod's namespace whose (non-empty) selector matches its labels.
+fn selecting<K: ReplicaController>(pod: &Pod, owners: &Store<K>) -> Vec<ObjectKey> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
+    let empty = Default::default();
+    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    owners
+        .list_namespace(namespace)
+        .iter()
+        .filter(|o| o.selector().is_ok_and(|s| !s.is_everything() && s.matches(labels)))
+        .map(|o| ObjectKey::of(o.as_ref()))
+        .collect()
+}
+
+fn deleted<K: ReplicaController>(pod: &Pod, owners: &Store<K>, exp: &Expectations<ObjectKey>) -> Vec<ObjectKey> {
+    match resolve(pod, owners) {
+        Some(key) => {
+            exp.deletion_observed(&key, &pods::pod_key(pod));
+            vec![key]
+        }
+        None => Vec::new(),
+    }
+}
+
+/// The controllers to reconcile after `change`, recording what it tells the expectations.
+pub fn pod_change<K: ReplicaController>(
+    change: &Change<Pod>,
+    owners: &Store<K>,
+    exp: &Expectations<ObjectKey>,
+) -> Vec<ObjectKey> {
+    match (change.old.as_deref(), change.new.as_deref()) {
+        (None, Some(new)) => {
+            if new.metadata.deletion_timestamp.is_some() {
+                // Seen for the first time already being deleted (e.g. after a restart): not a creation.
+                return deleted(new, owners, exp);
+            }
+            match resolve(new, owners) {
+                Some(key) => {
+                    exp.creation_observed(&key);
+                    vec![key]
+                }
+                None if pods::controller_of(&new.metadata).is_none() => selecting(new, owners),
+                None => Vec::new(),
+            }
+        }
+        (Some(old), Some(new)) => {
+            let labels_changed = old.metadata.labels != new.metadata.labels;
+            if new.metadata.deletion_timestamp.is_some() {
+                let mut keys = deleted(new, owners, exp);
+                if labels_changed {
+                    keys.extend(deleted(old, owners, exp));
+                }
+                return keys;
+            }
+            let old_ref = pods::controller_of(&old.metadata);
+            let new_ref = pods::controller_of(&new.metadata);
+            let ref_changed = old_ref != new_ref;
+            let mut keys = Vec::new();
+            if ref_changed {
+                keys.extend(resolve(old, owners));
+            }
+            if let Some(key) = resolve(new, owners) {
+                keys.push(key);
+            } else if new_ref.is_none() && (labels_changed || ref_changed) {
+                keys.extend(selecting(new, owners));
+            }
+            keys
+        }
+        (Some(old), None) => deleted(old, owners, exp),
+        (None, None) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+    use k8s_openapi::api::core::v1::ReplicationController;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+    use std::sync::Arc;
+
+    fn rs(name: &str, uid: &str, app: &str) -> Arc<ReplicaSet> {
+        let mut r = ReplicaSet::default();
+        r.metadata.namespace = Some("ns".into());
+        r.metadata.name = Some(name.into());
+        r.metadata.uid = Some(uid.into());
+        r.spec = Some(ReplicaSetSpec {
+            selector: LabelSelector {
+                match_labels: Some([("app".to_string(), app.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        Arc::new(r)
+    }
+
+    fn pod(name: &str, app: &str, owner: Option<&ReplicaSet>) -> Arc<Pod> {
+        let mut p = Pod::default();
+        p.metadata.namespace = Some("ns".into());
+        p.metadata.name = Some(name.into());
+        p.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+        p.metadata.owner_references = owner.map(|o| vec![pods::controller_ref(o)]);
+        Arc::new(p)
+    }
+
+    fn change(old: Option<Arc<Pod>>, new: Option<Arc<Pod>>) -> Change<Pod> {
+        Change { old, new }
+    }
+
+    #[test]
+    fn creations_deletions_and_orphans() {
+        let store = Store::new();
+        let web = rs("web", "u-web", "web");
+        store.apply(web.clone());
+        store.apply(rs("db", "u-db", "db"));
+        let exp = Expectations::new();
+        let key = ObjectKey::new("ns", "web");
+        exp.expect_creations(&key, 1);
+        let p = pod("web-1", "web", Some(&web));
+        assert_eq!(pod_change(&change(None, Some(p.clone())), &store, &exp), vec![key.clone()]);
+        assert!(exp.satisfied(&key));
+
+        exp.expect_deletions(&key, ["ns/web-1".to_string()]);
+        let mut deleting = (*p).clone();
+        deleting.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+        assert_eq!(pod_change(&change(Some(p.clone()), Some(Arc::new(deleting))), &store, &exp), vec![key.clone()]);
+        assert!(exp.satisfied(&key), "a deletionTimestamp is an observed deletion");
+
+        // An orphan wakes the controllers that select it; one owned by someone else wakes nobody.
+        let orphan = pod("stray", "db", None);
+        assert_eq!(pod_change(&change(None, Some(orphan.clone())), &store, &exp), vec![ObjectKey::new("ns", "db")]);
+        let foreign = rs("other", "u-other", "db");
+        assert!(pod_change(&change(None, Some(pod("x", "db", Some(&foreign)))), &store, &exp).is_empty());
+
+        // Relabelling an owned pod wakes its owner (which will release it).
+        let relabelled = pod("web-1", "db", Some(&web));
+        assert_eq!(pod_change(&change(Some(p.clone()), Some(relabelled)), &store, &exp), vec![key.clone()]);
+        // An orphan relabelled into a selector wakes the new match.
+        assert_eq!(
+            pod_change(&change(Some(pod("s", "none", None)), Some(pod("s", "web", None))), &store, &exp),
+            vec![key.clone()]
+        );
+        assert_eq!(pod_change(&change(Some(p), None), &store, &exp), vec![key]);
+    }
+
+    #[test]
+    fn other_kinds_are_not_resolved() {
+        let rcs: Store<ReplicationController> = Store::new();
+        let mut rc = ReplicationController::default();
+        rc.metadata.namespace = Some("ns".into());
+        rc.metadata.name = Some("web".into());
+        rc.metadata.uid = Some("u-web".into());
+        rcs.apply(Arc::new(rc));
+        let p = pod("web-1", "web", Some(&rs("web", "u-web", "web")));
+        assert_eq!(resolve(&p, &rcs), None, "an RS-owned pod is not the RC's of the same name");
+    }
+}
