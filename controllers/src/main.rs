@@ -97,7 +97,11 @@ fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
     controller!("endpoint", endpoints);
     controller!("endpointslice", endpointslice);
     controller!("deployment", deployment);
-    controller!("replicaset", replicaset);
+    // One module runs both the ReplicaSet and the ReplicationController controller, each when enabled.
+    if ctx.config.enabled("replicaset") || ctx.config.enabled("replicationcontroller") {
+        let c = ctx.clone();
+        tasks.spawn(async move { knet_controllers::replicaset::run(c).await.context("controller replicaset") });
+    }
     controller!("scheduler", scheduler);
     controller!("nodeipam", nodeipam);
     controller!("nodelifecycle", nodelifecycle);
