@@ -581,6 +581,9 @@ async fn converge_scenario(api: &ApiServer, client: &Client) -> Result<(FakeNode
     let pods: Api<Pod> = Api::namespaced(client.clone(), "conv-ns");
     for i in 0..5 {
         configmap(client, "conv-ns", &format!("conv-in-ns-{i}"), vec![]).await?;
+    }
+    // Few pods: the fake node reports new pods one at a time, each after waiting for a pod CIDR.
+    for i in 0..2 {
         pods.create(&PostParams::default(), &pod("conv-ns", &format!("conv-ns-pod-{i}"), Some("conv-live"), vec![])?)
             .await?;
     }
@@ -588,6 +591,11 @@ async fn converge_scenario(api: &ApiServer, client: &Client) -> Result<(FakeNode
     dpods.create(&PostParams::default(), &pod("default", "conv-silent-pod", Some("conv-silent"), vec![])?).await?;
     wait::until(CONVERGE, "conv-silent-pod to be ready", || async {
         Ok(pod_ready(&dpods.get("conv-silent-pod").await?).filter(|r| *r))
+    })
+    .await?;
+    wait::until(CONVERGE, "the conv-ns pods to run", || async {
+        let l = pods.list(&Default::default()).await?;
+        Ok(l.items.iter().all(|p| pod_ready(p) == Some(true)).then_some(()))
     })
     .await?;
 
