@@ -175,6 +175,9 @@ impl Collector {
         if node.observed && node.being_deleted && !node.deleting_dependents {
             return Ok(Action::Done);
         }
+        if self.graph().owners_alive(uid) {
+            return Ok(Action::Done);
+        }
         let Some(latest) = self.get_live(&node.identity).await? else {
             self.verified_absent(&node.identity);
             return Ok(Action::Done);

@@ -311,6 +311,24 @@ impl Graph {
             .collect()
     }
 
+    /// Whether the watches show every owner of `uid` alive under the referenced name and kind (true when it
+    /// has no owners): then there is nothing to collect and no GET is needed. A later deletion of an owner
+    /// queues `uid` again.
+    pub fn owners_alive(&self, uid: &str) -> bool {
+        let Some(node) = self.nodes.get(uid) else { return false };
+        node.observed
+            && !node.deleting_dependents
+            && node.owners.iter().all(|r| {
+                self.nodes.get(&r.uid).is_some_and(|o| {
+                    o.observed
+                        && !o.being_deleted
+                        && o.identity.name == r.name
+                        && o.identity.kind == r.kind
+                        && o.identity.api_version == r.api_version
+                })
+            })
+    }
+
     /// Whether any dependent of `uid` is itself being deleted in the foreground.
     pub fn has_dependent_deleting_dependents(&self, uid: &str) -> bool {
         self.nodes
@@ -385,6 +403,24 @@ mod tests {
         assert_eq!(w, Work::default());
         assert!(g.node("o1").unwrap().observed);
         assert!(g.node("o1").unwrap().dependents.contains("d1"));
+    }
+
+    #[test]
+    fn owners_alive_needs_every_owner_observed_and_not_deleting() {
+        let mut g = Graph::new();
+        g.upsert(obj("lonely", "l1", vec![]));
+        assert!(g.owners_alive("l1"));
+        g.upsert(obj("dep", "d1", vec![owner_ref("ConfigMap", "own", "o1", false)]));
+        assert!(!g.owners_alive("d1"), "virtual owner");
+        g.upsert(obj("own", "o1", vec![]));
+        assert!(g.owners_alive("d1"));
+        g.upsert(obj("dep2", "d2", vec![owner_ref("ConfigMap", "other-name", "o1", false)]));
+        assert!(!g.owners_alive("d2"), "the uid is alive under another name");
+        let mut own = obj("own", "o1", vec![]);
+        own.deleting = true;
+        g.upsert(own);
+        assert!(!g.owners_alive("d1"));
+        assert!(!g.owners_alive("missing"));
     }
 
     #[test]
