@@ -201,7 +201,7 @@ impl Collector {
         }
         let (has_dependents, dependent_deleting) = {
             let g = self.graph();
-            (g.node(uid).is_some_and(|n| !n.dependents.is_empty()), g.has_dependent_deleting_dependents(uid))
+            (!g.dependents(uid).is_empty(), g.has_dependent_deleting_dependents(uid))
         };
         let finalizers = meta.finalizers.clone().unwrap_or_default();
         match decide::decide(&finalizers, &owners, has_dependents, dependent_deleting) {
@@ -259,7 +259,7 @@ impl Collector {
         }
         let dependents: Vec<Identity> = {
             let g = self.graph();
-            node.dependents
+            g.dependents(uid)
                 .iter()
                 .filter_map(|d| g.node(d))
                 .filter(|d| d.observed)

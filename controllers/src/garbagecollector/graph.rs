@@ -107,8 +107,6 @@ pub struct Node {
     pub identity: Identity,
     /// Its owner references.
     pub owners: Vec<OwnerReference>,
-    /// The uids of the objects that reference it as an owner.
-    pub dependents: BTreeSet<String>,
     /// It has a `deletionTimestamp`.
     pub being_deleted: bool,
     /// It is being deleted in the foreground (waits for its blocking dependents).
@@ -152,6 +150,9 @@ impl AbsentOwners {
 #[derive(Debug, Default)]
 pub struct Graph {
     nodes: HashMap<String, Node>,
+    /// Owner uid → uids of the objects referencing it. Kept apart from the nodes so an owner that leaves
+    /// the graph and comes back (a virtual delete raced with its creation, a relist) finds its dependents.
+    dependents: HashMap<String, BTreeSet<String>>,
     absent: AbsentOwners,
 }
 
@@ -196,7 +197,6 @@ impl Graph {
                 let node = Node {
                     identity: obj.identity.clone(),
                     owners: obj.owners.clone(),
-                    dependents: BTreeSet::new(),
                     being_deleted: obj.deleting,
                     deleting_dependents: false,
                     orphaning: false,
@@ -216,45 +216,19 @@ impl Graph {
         };
         // Owners that lost a (blocking) dependent may have finished their foreground deletion.
         for r in &removed_or_changed {
-            if let Some(owner) = self.nodes.get_mut(&r.uid) {
-                if !obj.owners.iter().any(|o| o.uid == r.uid) {
-                    owner.dependents.remove(&uid);
-                }
-                if owner.deleting_dependents {
-                    work.attempt_to_delete.push(r.uid.clone());
-                }
+            if !obj.owners.iter().any(|o| o.uid == r.uid) {
+                self.unlink(&r.uid, &uid);
+            }
+            if self.nodes.get(&r.uid).is_some_and(|o| o.deleting_dependents) {
+                work.attempt_to_delete.push(r.uid.clone());
             }
         }
         for r in &added {
-            self.add_dependent(&uid, r, &namespace, &mut work);
-        }
-        // Transitions into a deletion that waits for the collector.
-        let orphaning = obj.waits_for_orphaning();
-        let deleting_dependents = obj.waits_for_dependents_deletion();
-        if let Some(node) = self.nodes.get_mut(&uid) {
-            node.orphaning = orphaning;
-            node.deleting_dependents = deleting_dependents;
-            if orphaning && !was_orphaning {
-                work.attempt_to_orphan.push(uid.clone());
-            }
-            if deleting_dependents && !was_deleting_dependents {
-                work.attempt_to_delete.extend(node.dependents.iter().cloned());
-                work.attempt_to_delete.push(uid.clone());
-            }
-        }
-        work
-    }
-
-    fn add_dependent(&mut self, dependent: &str, r: &OwnerReference, namespace: &str, work: &mut Work) {
-        match self.nodes.get_mut(&r.uid) {
-            Some(owner) => {
-                owner.dependents.insert(dependent.to_string());
-            }
-            None => {
+            self.dependents.entry(r.uid.clone()).or_default().insert(uid.clone());
+            if !self.nodes.contains_key(&r.uid) {
                 let node = Node {
-                    identity: Identity::of_owner(r, namespace),
+                    identity: Identity::of_owner(r, &namespace),
                     owners: Vec::new(),
-                    dependents: BTreeSet::from([dependent.to_string()]),
                     being_deleted: false,
                     deleting_dependents: false,
                     orphaning: false,
@@ -264,6 +238,35 @@ impl Graph {
                 work.attempt_to_delete.push(r.uid.clone());
             }
         }
+        // Transitions into a deletion that waits for the collector.
+        let orphaning = obj.waits_for_orphaning();
+        let deleting_dependents = obj.waits_for_dependents_deletion();
+        if let Some(node) = self.nodes.get_mut(&uid) {
+            node.orphaning = orphaning;
+            node.deleting_dependents = deleting_dependents;
+        }
+        if orphaning && !was_orphaning {
+            work.attempt_to_orphan.push(uid.clone());
+        }
+        if deleting_dependents && !was_deleting_dependents {
+            work.attempt_to_delete.extend(self.dependents(&uid));
+            work.attempt_to_delete.push(uid.clone());
+        }
+        work
+    }
+
+    fn unlink(&mut self, owner: &str, dependent: &str) {
+        if let Some(deps) = self.dependents.get_mut(owner) {
+            deps.remove(dependent);
+            if deps.is_empty() {
+                self.dependents.remove(owner);
+            }
+        }
+    }
+
+    /// The uids of the objects that reference `uid` as an owner, sorted.
+    pub fn dependents(&self, uid: &str) -> Vec<String> {
+        self.dependents.get(uid).map(|d| d.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// A watch reported that the object with `uid` is gone.
@@ -271,17 +274,16 @@ impl Graph {
         let mut work = Work::default();
         let Some(node) = self.nodes.remove(uid) else { return work };
         for r in &node.owners {
-            if let Some(owner) = self.nodes.get_mut(&r.uid) {
-                owner.dependents.remove(uid);
-                if owner.deleting_dependents {
-                    work.attempt_to_delete.push(r.uid.clone());
-                }
+            self.unlink(&r.uid, uid);
+            if self.nodes.get(&r.uid).is_some_and(|o| o.deleting_dependents) {
+                work.attempt_to_delete.push(r.uid.clone());
             }
         }
-        if !node.dependents.is_empty() {
+        let dependents = self.dependents(uid);
+        if !dependents.is_empty() {
             self.absent.insert(node.identity.clone());
         }
-        work.attempt_to_delete.extend(node.dependents.iter().cloned());
+        work.attempt_to_delete.extend(dependents);
         work
     }
 
@@ -294,14 +296,15 @@ impl Graph {
         }
         // A watch saw the object at other coordinates: dependents that reference `id` are dangling.
         self.absent.insert(id.clone());
-        Work { attempt_to_delete: node.dependents.iter().cloned().collect(), attempt_to_orphan: Vec::new() }
+        Work { attempt_to_delete: self.dependents(&id.uid), attempt_to_orphan: Vec::new() }
     }
 
     /// The dependents of `uid` that reference it with `blockOwnerDeletion: true`.
     pub fn blocking_dependents(&self, uid: &str) -> Vec<String> {
-        let Some(node) = self.nodes.get(uid) else { return Vec::new() };
-        node.dependents
-            .iter()
+        self.dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
             .filter(|d| {
                 self.nodes
                     .get(*d)
@@ -331,9 +334,9 @@ impl Graph {
 
     /// Whether any dependent of `uid` is itself being deleted in the foreground.
     pub fn has_dependent_deleting_dependents(&self, uid: &str) -> bool {
-        self.nodes
+        self.dependents
             .get(uid)
-            .is_some_and(|n| n.dependents.iter().any(|d| self.nodes.get(d).is_some_and(|d| d.deleting_dependents)))
+            .is_some_and(|deps| deps.iter().any(|d| self.nodes.get(d).is_some_and(|d| d.deleting_dependents)))
     }
 
     /// Everything still pending, for a periodic resync: virtual nodes to verify, foreground deletions to
@@ -397,12 +400,23 @@ mod tests {
         let owner = g.node("o1").unwrap();
         assert!(!owner.observed);
         assert_eq!(owner.identity.namespace, "ns");
-        assert!(owner.dependents.contains("d1"));
+        assert_eq!(g.dependents("o1"), ["d1"]);
         // The owner shows up: it becomes observed, nothing to do.
         let w = g.upsert(obj("own", "o1", vec![]));
         assert_eq!(w, Work::default());
         assert!(g.node("o1").unwrap().observed);
-        assert!(g.node("o1").unwrap().dependents.contains("d1"));
+        assert_eq!(g.dependents("o1"), ["d1"]);
+    }
+
+    #[test]
+    fn an_owner_that_leaves_and_returns_still_has_its_dependents() {
+        let mut g = Graph::new();
+        g.upsert(obj("own", "o1", vec![]));
+        g.upsert(obj("dep", "d1", vec![owner_ref("ConfigMap", "own", "o1", false)]));
+        let id = g.node("o1").unwrap().identity.clone();
+        assert_eq!(g.virtual_delete(&id).attempt_to_delete, ["d1"]);
+        g.upsert(obj("own", "o1", vec![]));
+        assert_eq!(g.remove("o1").attempt_to_delete, ["d1"], "the returned owner's deletion must reach d1");
     }
 
     #[test]
@@ -471,10 +485,10 @@ mod tests {
         let w = g.upsert(obj("a", "d1", vec![owner_ref("ConfigMap", "own", "o1", false)]));
         assert_eq!(w.attempt_to_delete, ["o1"]);
         assert!(g.blocking_dependents("o1").is_empty());
-        assert!(g.node("o1").unwrap().dependents.contains("d1"), "still a dependent, just not blocking");
+        assert_eq!(g.dependents("o1"), ["d1"], "still a dependent, just not blocking");
         let w = g.upsert(obj("a", "d1", vec![]));
         assert_eq!(w.attempt_to_delete, ["o1"]);
-        assert!(g.node("o1").unwrap().dependents.is_empty());
+        assert!(g.dependents("o1").is_empty());
     }
 
     #[test]
@@ -494,5 +508,90 @@ mod tests {
         assert_eq!(w.attempt_to_delete, ["d2"]);
         assert!(g.node("o2").is_some());
         assert!(g.is_absent(&elsewhere));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Upsert { uid: u8, owners: Vec<(u8, bool)>, deleting: bool, fin: u8 },
+            Remove(u8),
+            VirtualDelete(u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u8..6, proptest::collection::vec((0u8..6, any::<bool>()), 0..3), any::<bool>(), 0u8..3)
+                    .prop_map(|(uid, owners, deleting, fin)| Op::Upsert { uid, owners, deleting, fin }),
+                (0u8..6).prop_map(Op::Remove),
+                (0u8..6).prop_map(Op::VirtualDelete),
+            ]
+        }
+
+        fn check(g: &Graph) -> Result<(), TestCaseError> {
+            for (owner, deps) in &g.dependents {
+                prop_assert!(!deps.is_empty(), "empty dependents set kept for {owner}");
+                for d in deps {
+                    let n = g.nodes.get(d);
+                    prop_assert!(
+                        n.is_some_and(|n| n.owners.iter().any(|r| &r.uid == owner)),
+                        "{d} listed under {owner}"
+                    );
+                }
+            }
+            for (uid, n) in &g.nodes {
+                for r in &n.owners {
+                    prop_assert!(g.dependents(&r.uid).contains(uid), "{uid} missing under its owner {}", r.uid);
+                }
+                prop_assert!(n.observed || n.owners.is_empty(), "virtual nodes have no owners");
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn the_graph_stays_consistent_and_loses_no_dependent(ops in proptest::collection::vec(op(), 1..40)) {
+                let mut g = Graph::new();
+                for op in ops {
+                    match op {
+                        Op::Upsert { uid, owners, deleting, fin } => {
+                            let mut o = obj(&format!("n{uid}"), &format!("u{uid}"), owners
+                                .iter()
+                                .filter(|(x, _)| *x != uid)
+                                .map(|(x, b)| owner_ref("ConfigMap", &format!("n{x}"), &format!("u{x}"), *b))
+                                .collect());
+                            o.owners.dedup_by(|a, b| a.uid == b.uid);
+                            o.deleting = deleting;
+                            o.finalizers = match fin { 1 => vec![FINALIZER_ORPHAN.into()], 2 => vec![FINALIZER_FOREGROUND.into()], _ => vec![] };
+                            g.upsert(o);
+                        }
+                        Op::Remove(uid) => {
+                            let uid = format!("u{uid}");
+                            let before = g.dependents(&uid);
+                            let existed = g.node(&uid).is_some();
+                            let w = g.remove(&uid);
+                            if existed {
+                                for d in before {
+                                    prop_assert!(w.attempt_to_delete.contains(&d), "dependent {d} of removed {uid} not queued");
+                                }
+                            }
+                        }
+                        Op::VirtualDelete(uid) => {
+                            let uid = format!("u{uid}");
+                            if let Some(id) = g.node(&uid).map(|n| n.identity.clone()) {
+                                let before = g.dependents(&uid);
+                                let w = g.virtual_delete(&id);
+                                for d in before {
+                                    prop_assert!(w.attempt_to_delete.contains(&d), "dependent {d} of {uid} not queued");
+                                }
+                            }
+                        }
+                    }
+                    check(&g)?;
+                }
+            }
+        }
     }
 }
