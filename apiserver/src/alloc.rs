@@ -43,6 +43,26 @@ pub struct AllocConfig {
     pub node_ports: RangeInclusive<u16>,
 }
 
+impl AllocConfig {
+    /// Is `ip` a usable address of the Service CIDR (not its network or broadcast address)?
+    pub fn contains_ip(&self, ip: &IpAddr) -> bool {
+        let net = self.service_cidr;
+        net.contains(ip)
+            && *ip != net.network()
+            && (net.prefix_len() >= net.max_prefix_len() - 1 || *ip != net.broadcast())
+    }
+
+    /// Is `port` in the NodePort range?
+    pub fn contains_port(&self, port: u16) -> bool {
+        self.node_ports.contains(&port)
+    }
+}
+
+/// The value of an allocation key: the Service that holds it.
+pub fn owner_value(namespace: &str, name: &str) -> Bytes {
+    Bytes::from(json!({"namespace": namespace, "name": name}).to_string())
+}
+
 impl Default for AllocConfig {
     fn default() -> Self {
         AllocConfig {
@@ -178,11 +198,10 @@ impl Allocator {
     /// fills `spec.clusterIP`, `spec.clusterIPs` and node ports into `svc`, and returns
     /// the store writes. Values are reserved in memory until [`Allocator::finish`].
     pub fn plan(&self, svc: &mut Value, old: Option<&Value>) -> Result<Plan, AllocError> {
-        let owner = json!({
-            "namespace": svc.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
-            "name": svc.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-        });
-        let owner_bytes = Bytes::from(serde_json::to_vec(&owner).unwrap_or_default());
+        let owner_bytes = owner_value(
+            svc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
+            svc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""),
+        );
         let old_h = old.map(holdings_of).unwrap_or_default();
         let mut plan = Plan::default();
         let mut errors = Vec::new();
@@ -423,19 +442,27 @@ impl Allocator {
         }
     }
 
-    /// Marks a value as allocated (used at bootstrap and by the repair loop).
+    /// Marks values as allocated (the repair loop, after restoring their keys).
     pub fn mark(&self, h: &Holdings) {
         let mut st = self.lock();
         st.ips.extend(h.ips.iter().copied());
         st.ports.extend(h.ports.iter().copied());
     }
 
+    /// Marks values as free (the repair loop, after releasing their leaked keys).
+    pub fn forget(&self, h: &Holdings) {
+        let mut st = self.lock();
+        for ip in &h.ips {
+            st.ips.remove(ip);
+        }
+        for p in &h.ports {
+            st.ports.remove(p);
+        }
+    }
+
     /// Is `ip` a usable address of the Service CIDR (not its network or broadcast address)?
     pub fn in_range(&self, ip: &IpAddr) -> bool {
-        let net = self.cfg.service_cidr;
-        net.contains(ip)
-            && *ip != net.network()
-            && (net.prefix_len() >= net.max_prefix_len() - 1 || *ip != net.broadcast())
+        self.cfg.contains_ip(ip)
     }
 
     fn pick_ip(&self, st: &State) -> Option<IpAddr> {

@@ -15,6 +15,9 @@ pub enum ApiError {
     NotFound { group: String, qualified: String, plural: String, name: String },
     #[error("{qualified} {name:?} already exists")]
     AlreadyExists { group: String, qualified: String, plural: String, name: String },
+    /// Every name generated from `generateName` was taken (`NewGenerateNameConflict`); `name` is the last one tried.
+    #[error("{qualified} {name:?} already exists, the server was not able to generate a unique name for the object")]
+    GenerateNameConflict { group: String, qualified: String, plural: String, name: String },
     #[error("Operation cannot be fulfilled on {qualified} {name:?}: {detail}")]
     Conflict { group: String, qualified: String, plural: String, name: String, detail: String },
     #[error("{}", invalid_message(.kind, .name, .errors))]
@@ -65,6 +68,15 @@ impl ApiError {
         }
     }
 
+    pub fn generate_name_conflict(res: &ResourceInfo, name: &str) -> Self {
+        ApiError::GenerateNameConflict {
+            group: res.group.into(),
+            qualified: res.qualified_plural(),
+            plural: res.plural.into(),
+            name: name.into(),
+        }
+    }
+
     /// The optimistic-concurrency conflict kubectl users know.
     pub fn conflict(res: &ResourceInfo, name: &str) -> Self {
         Self::conflict_with(
@@ -96,7 +108,9 @@ impl ApiError {
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound { .. } | ApiError::NoSuchPath => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists { .. } | ApiError::GenerateNameConflict { .. } | ApiError::Conflict { .. } => {
+                StatusCode::CONFLICT
+            }
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -116,7 +130,7 @@ impl ApiError {
     pub fn reason(&self) -> &'static str {
         match self {
             ApiError::NotFound { .. } | ApiError::NoSuchPath => "NotFound",
-            ApiError::AlreadyExists { .. } => "AlreadyExists",
+            ApiError::AlreadyExists { .. } | ApiError::GenerateNameConflict { .. } => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
@@ -149,6 +163,13 @@ impl ApiError {
             | ApiError::AlreadyExists { group, plural, name, .. }
             | ApiError::Conflict { group, plural, name, .. } => {
                 let mut d = json!({ "name": name, "kind": plural });
+                if !group.is_empty() {
+                    d["group"] = json!(group);
+                }
+                Some(d)
+            }
+            ApiError::GenerateNameConflict { group, plural, name, .. } => {
+                let mut d = json!({ "name": name, "kind": plural, "retryAfterSeconds": 1 });
                 if !group.is_empty() {
                     d["group"] = json!(group);
                 }

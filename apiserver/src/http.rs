@@ -531,7 +531,8 @@ async fn serve(
         }
         (Method::POST, Some(name), Some("binding")) => {
             let b = decode_body(headers, body)?;
-            let status = reg.bind(res, ns, name, &b).await?;
+            let opts = WriteOptions::from_query(q)?;
+            let status = reg.bind(res, ns, name, &b, &opts).await?;
             Ok(encode_value(Shape::Json, StatusCode::CREATED, &status, &[]))
         }
         (Method::PUT, Some(name), Some("scale")) => {

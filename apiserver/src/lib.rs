@@ -12,7 +12,8 @@
 //! - [`storage`]: the etcd-shaped store trait and its sled backend.
 //! - [`registry`]: generic get/list/watch/create/update/patch/delete over the store.
 //! - [`admission`]: per-kind defaulting and validation.
-//! - [`alloc`]: ClusterIP and NodePort allocation.
+//! - [`alloc`]: ClusterIP and NodePort allocation; [`repair`]: the loop that repairs it.
+//! - [`convert`]: the events.k8s.io/v1 view of stored core/v1 Events.
 //! - [`http`]: the axum router, content negotiation, watch streaming.
 //! - [`discovery`], [`openapi`], [`tables`]: what kubectl reads to know the API.
 //! - [`pki`], [`auth`]: certificates, tokens, kubeconfigs and authentication.
@@ -23,6 +24,7 @@ pub mod admission;
 pub mod alloc;
 pub mod auth;
 pub mod bootstrap;
+pub mod convert;
 pub mod discovery;
 pub mod error;
 pub mod http;
@@ -31,6 +33,7 @@ pub mod openapi;
 pub mod pki;
 pub mod protobuf;
 pub mod registry;
+pub mod repair;
 pub mod resources;
 pub mod storage;
 pub mod tables;

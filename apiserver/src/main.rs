@@ -18,6 +18,7 @@ use knet_apiserver::bootstrap::Bootstrap;
 use knet_apiserver::http::{router, AppState};
 use knet_apiserver::metrics::Metrics;
 use knet_apiserver::registry::Registry;
+use knet_apiserver::repair::Repair;
 use knet_apiserver::storage::sled::{SledOptions, SledStore};
 use knet_apiserver::{auth, pki};
 
@@ -72,6 +73,10 @@ struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
+    /// How often the ClusterIP/NodePort allocation repair runs (Go duration: `3m`, `1s`);
+    /// `0` runs it only at start-up.
+    #[arg(long, default_value = "3m", value_parser = knet_apiserver::repair::parse_duration)]
+    repair_interval: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -185,10 +190,11 @@ async fn serve(a: ServeArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
 
+    let metrics = Arc::new(Metrics::new());
     let state = Arc::new(AppState {
         registry: registry.clone(),
         server_address: format!("{url_host}:{}", a.secure_port),
-        metrics: Arc::new(Metrics::new()),
+        metrics: metrics.clone(),
         ready: Default::default(),
     });
     let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(tokens, auth::authenticate));
@@ -225,6 +231,13 @@ async fn serve(a: ServeArgs) -> Result<()> {
         .run(&registry)
         .await
         .context("creating the bootstrap objects")?;
+    // Repair allocations before serving writes, so that a value whose key was lost is not handed out again.
+    let mut repair = Repair::new(registry.clone(), metrics);
+    let report = repair.run_once().await.context("repairing the ClusterIP/NodePort allocations")?;
+    tracing::info!(?report, "allocation repair done");
+    if !a.repair_interval.is_zero() {
+        tokio::spawn(repair.run(a.repair_interval));
+    }
     state.ready.store(true, Ordering::Relaxed);
     tracing::info!(%addr, data_dir = %a.data_dir.display(), "knet-apiserver serving");
 

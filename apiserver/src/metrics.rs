@@ -1,5 +1,5 @@
 //! Prometheus metrics of the API server: requests by verb, resource and code, their
-//! latency, open watches and the store revision.
+//! latency, open watches, the store revision, and what the allocation repair did.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Mutex;
@@ -31,6 +31,23 @@ struct ResourceLabels {
     resource: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProblemLabels {
+    resource: String,
+    problem: String,
+}
+
+/// The allocation repair's counters (`clusterips` or `nodeports` as `resource`).
+#[derive(Default)]
+struct RepairMetrics {
+    runs: Counter,
+    failures: Counter,
+    released: Family<ResourceLabels, Counter>,
+    restored: Family<ResourceLabels, Counter>,
+    problems: Family<ProblemLabels, Counter>,
+    suspected: Family<ResourceLabels, Gauge>,
+}
+
 /// The API server's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -38,6 +55,7 @@ pub struct Metrics {
     latency: Family<LatencyLabels, Histogram>,
     watchers: Family<ResourceLabels, Gauge>,
     revision: Gauge<i64, AtomicI64>,
+    repair: RepairMetrics,
 }
 
 /// Decrements the open-watch gauge when a watch ends.
@@ -74,7 +92,34 @@ impl Metrics {
         );
         registry.register("apiserver_registered_watchers", "Open watches by resource", watchers.clone());
         registry.register("apiserver_storage_revision", "The store's current revision", revision.clone());
-        Metrics { registry: Mutex::new(registry), requests, latency, watchers, revision }
+        let repair = RepairMetrics::default();
+        registry.register("knet_apiserver_repair_runs", "Allocation repair runs", repair.runs.clone());
+        registry.register(
+            "knet_apiserver_repair_failures",
+            "Allocation repair runs that failed to read or write the store",
+            repair.failures.clone(),
+        );
+        registry.register(
+            "knet_apiserver_repair_leaks_released",
+            "Allocation keys no Service held, released by the repair",
+            repair.released.clone(),
+        );
+        registry.register(
+            "knet_apiserver_repair_allocations_restored",
+            "Allocation keys of values Services hold, re-created by the repair",
+            repair.restored.clone(),
+        );
+        registry.register(
+            "knet_apiserver_repair_problems",
+            "Values held by Services that the repair cannot fix (problem: duplicate, out_of_range)",
+            repair.problems.clone(),
+        );
+        registry.register(
+            "knet_apiserver_repair_suspected_leaks",
+            "Allocation keys seen unheld, waiting for more sightings before release",
+            repair.suspected.clone(),
+        );
+        Metrics { registry: Mutex::new(registry), requests, latency, watchers, revision, repair }
     }
 
     pub fn observe_request(&self, verb: &str, resource: &str, code: u16, took: Duration) {
@@ -94,6 +139,30 @@ impl Metrics {
 
     pub fn set_revision(&self, rev: i64) {
         self.revision.set(rev);
+    }
+
+    /// One repair run ended (`ok` false: it failed part-way).
+    pub fn repair_run(&self, ok: bool) {
+        self.repair.runs.inc();
+        if !ok {
+            self.repair.failures.inc();
+        }
+    }
+
+    pub fn repair_released(&self, resource: &str) {
+        self.repair.released.get_or_create(&ResourceLabels { resource: resource.into() }).inc();
+    }
+
+    pub fn repair_restored(&self, resource: &str) {
+        self.repair.restored.get_or_create(&ResourceLabels { resource: resource.into() }).inc();
+    }
+
+    pub fn repair_problem(&self, resource: &str, problem: &str) {
+        self.repair.problems.get_or_create(&ProblemLabels { resource: resource.into(), problem: problem.into() }).inc();
+    }
+
+    pub fn set_repair_suspected(&self, resource: &str, n: usize) {
+        self.repair.suspected.get_or_create(&ResourceLabels { resource: resource.into() }).set(n as i64);
     }
 
     /// The OpenMetrics text exposition.

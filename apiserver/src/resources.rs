@@ -25,6 +25,10 @@ pub struct ResourceInfo {
     pub subresources: &'static [&'static str],
     /// Field selector labels beyond `metadata.name` and `metadata.namespace`.
     pub field_selectors: &'static [&'static str],
+    /// `(group, plural)` of the resource whose storage this one shares, when it is another
+    /// version's view of the same objects (events.k8s.io/v1 `events` are stored as core/v1
+    /// `events`); see [`crate::convert`].
+    pub stored_as: Option<(&'static str, &'static str)>,
 }
 
 /// The verbs every served resource supports.
@@ -51,11 +55,17 @@ impl ResourceInfo {
 
     /// The storage group segment: `core` for the core group.
     pub fn storage_group(&self) -> &'static str {
-        if self.group.is_empty() {
+        let group = self.stored_as.map_or(self.group, |(g, _)| g);
+        if group.is_empty() {
             "core"
         } else {
-            self.group
+            group
         }
+    }
+
+    /// The storage plural segment (that of the resource whose storage this one shares).
+    pub fn storage_plural(&self) -> &'static str {
+        self.stored_as.map_or(self.plural, |(_, p)| p)
     }
 
     pub fn has_subresource(&self, sub: &str) -> bool {
@@ -80,6 +90,7 @@ macro_rules! res {
             categories: $cat,
             subresources: $sub,
             field_selectors: $fields,
+            stored_as: None,
         }
     };
 }
@@ -190,7 +201,46 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, &["ing"], NONE, &["status"], NONE),
     res!("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", false, NONE, NONE, NONE, NONE),
     res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, NONE, NONE, NONE, NONE),
+    // The events.k8s.io view of core/v1 Events: one stored object, two APIs (as kube-apiserver).
+    ResourceInfo {
+        stored_as: Some(("", "events")),
+        ..res!(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            "event",
+            true,
+            &["ev"],
+            NONE,
+            NONE,
+            &[
+                "regarding.kind",
+                "regarding.namespace",
+                "regarding.name",
+                "regarding.uid",
+                "regarding.apiVersion",
+                "regarding.resourceVersion",
+                "regarding.fieldPath",
+                "reason",
+                "reportingController",
+                "source",
+                "type"
+            ]
+        )
+    },
 ];
+
+/// The resource whose storage `res` shares (`res` itself for most): the one whose
+/// objects, admission and allocation rules apply to what is stored.
+pub fn storage_of(res: &ResourceInfo) -> &ResourceInfo {
+    match res.stored_as {
+        None => res,
+        Some((group, plural)) => {
+            RESOURCES.iter().find(|r| r.group == group && r.plural == plural && r.stored_as.is_none()).unwrap_or(res)
+        }
+    }
+}
 
 /// Looks a resource up by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
@@ -221,7 +271,8 @@ pub fn groups() -> Vec<&'static str> {
 macro_rules! with_type {
     ($res:expr, $t:ident => $body:expr) => {{
         use k8s_openapi::api::{
-            apps::v1 as apps, coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, networking::v1 as net,
+            apps::v1 as apps, coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as ev,
+            networking::v1 as net,
         };
         match ($res.group, $res.plural) {
             ("", "namespaces") => {
@@ -290,6 +341,10 @@ macro_rules! with_type {
             }
             ("coordination.k8s.io", "leases") => {
                 type $t = coord::Lease;
+                Some($body)
+            }
+            ("events.k8s.io", "events") => {
+                type $t = ev::Event;
                 Some($body)
             }
             _ => None,

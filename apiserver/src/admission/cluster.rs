@@ -1,11 +1,11 @@
 //! The simpler kinds: Namespaces (the `kubernetes.io/metadata.name` label, phase),
 //! Nodes (podCIDR(s), taints), Secrets (type Opaque, `stringData`, keys, size, typed
-//! keys), ConfigMaps, ServiceAccounts, core/v1 Events and Leases.
+//! keys), ConfigMaps, ServiceAccounts and Leases.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, NamespaceStatus, Node, Secret, ServiceAccount, Taint};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, NamespaceStatus, Node, Secret, ServiceAccount, Taint};
 use k8s_openapi::ByteString;
 use knet_apimachinery::field::{FieldError, Path};
 use knet_apimachinery::validation as v;
@@ -16,10 +16,6 @@ use super::{meta, s};
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// Largest total size of a Secret's or ConfigMap's data.
 const MAX_DATA_SIZE: usize = 1024 * 1024;
-const REPORTING_INSTANCE_LIMIT: usize = 128;
-const ACTION_LIMIT: usize = 128;
-const REASON_LIMIT: usize = 128;
-const NOTE_LIMIT: usize = 1024;
 
 /// `SetDefaults_Namespace` / `SetDefaults_NamespaceStatus`: the name label (always set,
 /// overwriting a wrong value) and phase Active.
@@ -317,55 +313,6 @@ pub fn validate_service_account(sa: &ServiceAccount, old: Option<&ServiceAccount
         errs.extend(meta::validate_object_meta_update(&sa.metadata, &old.metadata, &Path::new("metadata")));
     }
     errs.extend(meta::validate_object_meta(&sa.metadata, true, v::name_is_dns_subdomain, &Path::new("metadata")));
-    errs
-}
-
-/// core/v1 Events (`legacyValidateEvent`).
-pub fn validate_event(ev: &Event, old: Option<&Event>) -> Vec<FieldError> {
-    let meta_path = Path::new("metadata");
-    let mut errs = match old {
-        Some(old) => meta::validate_object_meta_update(&ev.metadata, &old.metadata, &meta_path),
-        None => meta::validate_object_meta(&ev.metadata, true, v::name_is_dns_subdomain, &meta_path),
-    };
-    let ns = s(&ev.metadata.namespace);
-    let involved_ns = s(&ev.involved_object.namespace);
-    let ns_path = Path::new("involvedObject").child("namespace");
-    let mismatch = "does not match event.namespace";
-    if ev.event_time.is_none() {
-        let ok = if involved_ns.is_empty() { ns.is_empty() || ns == "default" } else { ns == involved_ns };
-        if !ok {
-            errs.push(FieldError::invalid(&ns_path, involved_ns, mismatch));
-        }
-    } else {
-        if involved_ns.is_empty() && ns != "default" && ns != "kube-system" {
-            errs.push(FieldError::invalid(&ns_path, involved_ns, mismatch));
-        }
-        let component = s(&ev.reporting_component);
-        if component.is_empty() {
-            errs.push(FieldError::required(&Path::new("reportingComponent"), ""));
-        }
-        errs.extend(meta::qualified_name(component, &Path::new("reportingComponent")));
-        for (value, name, limit) in [
-            (s(&ev.reporting_instance), "reportingInstance", REPORTING_INSTANCE_LIMIT),
-            (s(&ev.action), "action", ACTION_LIMIT),
-            (s(&ev.reason), "reason", REASON_LIMIT),
-        ] {
-            if value.is_empty() {
-                errs.push(FieldError::required(&Path::new(name), ""));
-            }
-            if value.len() > limit {
-                errs.push(FieldError::invalid(&Path::new(name), "", format!("can have at most {limit} characters")));
-            }
-        }
-        if s(&ev.message).len() > NOTE_LIMIT {
-            errs.push(FieldError::invalid(
-                &Path::new("message"),
-                "",
-                format!("can have at most {NOTE_LIMIT} characters"),
-            ));
-        }
-    }
-    errs.extend(meta::each(&Path::new("namespace"), ns, v::is_dns1123_subdomain(ns)));
     errs
 }
 

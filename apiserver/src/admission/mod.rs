@@ -14,11 +14,17 @@
 //!
 //! Per-kind modules: [`service`], [`endpoints`] (Endpoints, EndpointSlice), [`pod`],
 //! [`workloads`] (ReplicationController, ReplicaSet, Deployment), [`networking`]
-//! (NetworkPolicy, Ingress, IngressClass) and [`cluster`] (Namespace, Node, Secret,
-//! ConfigMap, ServiceAccount, Event, Lease); [`meta`] holds what they share.
+//! (NetworkPolicy, Ingress, IngressClass), [`events`] (core/v1 and events.k8s.io/v1
+//! Events) and [`cluster`] (Namespace, Node, Secret, ConfigMap, ServiceAccount, Lease);
+//! [`meta`] holds what they share.
+//!
+//! A resource that is a view of another's storage (events.k8s.io Events, see
+//! [`crate::convert`]) is defaulted and prepared as the stored kind; [`validate`] gets the
+//! stored form too, with the resource the request named, since the rules may differ.
 
 mod cluster;
 mod endpoints;
+mod events;
 mod meta;
 mod networking;
 mod pod;
@@ -294,7 +300,9 @@ pub fn validate(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Fie
         ("", "secrets") => check(res, obj, old, cluster::validate_secret),
         ("", "configmaps") => check(res, obj, old, cluster::validate_config_map),
         ("", "serviceaccounts") => check(res, obj, old, cluster::validate_service_account),
-        ("", "events") => check(res, obj, old, cluster::validate_event),
+        ("", "events") => check(res, obj, old, events::validate_event),
+        // Stored as core/v1 Events: `obj` is in the core form, checked with the stricter rules of this API.
+        ("events.k8s.io", "events") => check(res, obj, old, events::validate_events_v1),
         ("", "replicationcontrollers") => check(res, obj, old, workloads::validate_replication_controller),
         ("apps", "deployments") => {
             let has_selector = has_selector(obj);

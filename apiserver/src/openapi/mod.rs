@@ -289,13 +289,14 @@ mod tests {
             "apis/discovery.k8s.io/v1",
             "apis/networking.k8s.io/v1",
             "apis/coordination.k8s.io/v1",
+            "apis/events.k8s.io/v1",
         ] {
             let url = paths[gv]["serverRelativeURL"].as_str().expect("url");
             let hash = v3_hash(gv).expect("hash");
             assert_eq!(url, format!("/openapi/v3/{gv}?hash={hash}"));
             assert!(v3_document(url).is_some(), "the index URL itself resolves");
         }
-        assert_eq!(paths.len(), 5);
+        assert_eq!(paths.len(), 6);
         assert!(v3_document("apis/batch/v1").is_none());
         assert!(v3_document("/apis/apps/v1").is_some());
     }

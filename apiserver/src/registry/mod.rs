@@ -43,16 +43,16 @@ pub struct Registry {
 /// The storage key of one object.
 pub fn key(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
     match namespace {
-        Some(ns) if res.namespaced => format!("/{}/{}/{}/{}", res.storage_group(), res.plural, ns, name),
-        _ => format!("/{}/{}/{}", res.storage_group(), res.plural, name),
+        Some(ns) if res.namespaced => format!("/{}/{}/{}/{}", res.storage_group(), res.storage_plural(), ns, name),
+        _ => format!("/{}/{}/{}", res.storage_group(), res.storage_plural(), name),
     }
 }
 
 /// The storage prefix of a collection: all namespaces when `namespace` is `None`.
 pub fn prefix(res: &ResourceInfo, namespace: Option<&str>) -> String {
     match namespace {
-        Some(ns) if res.namespaced => format!("/{}/{}/{}/", res.storage_group(), res.plural, ns),
-        _ => format!("/{}/{}/", res.storage_group(), res.plural),
+        Some(ns) if res.namespaced => format!("/{}/{}/{}/", res.storage_group(), res.storage_plural(), ns),
+        _ => format!("/{}/{}/", res.storage_group(), res.storage_plural()),
     }
 }
 

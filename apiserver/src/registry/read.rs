@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::cache::Obj;
 use super::{decode, key, prefix, ListOptions, Registry};
+use crate::convert;
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
 use crate::storage::Revision;
@@ -27,6 +28,9 @@ pub struct Listing {
 pub struct Filter {
     pub labels: Option<Selector>,
     pub fields: Option<FieldSelector>,
+    /// The resource the request named: its field labels are matched against stored objects
+    /// through [`convert::stored_field_label`].
+    res: ResourceInfo,
 }
 
 impl Filter {
@@ -52,7 +56,7 @@ impl Filter {
             }
             None => None,
         };
-        Ok(Filter { labels, fields })
+        Ok(Filter { labels, fields, res: *res })
     }
 
     /// Does the filter select everything?
@@ -60,6 +64,7 @@ impl Filter {
         self.labels.as_ref().is_none_or(|l| l.is_everything()) && self.fields.is_none()
     }
 
+    /// Whether a stored object matches.
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(sel) = &self.labels {
             let labels: BTreeMap<String, String> = obj
@@ -72,7 +77,7 @@ impl Filter {
             }
         }
         if let Some(fs) = &self.fields {
-            if !fs.matches(|f| field_value(obj, f)) {
+            if !fs.matches(|f| field_value(obj, convert::stored_field_label(&self.res, f))) {
                 return false;
             }
         }
@@ -82,10 +87,12 @@ impl Filter {
 
 /// The value of a selectable field, as a string (`spec.hostNetwork` → "true"/"false").
 pub fn field_value(obj: &Value, field: &str) -> Option<String> {
-    let path = match field {
-        "source" => "source.component",
-        other => other,
-    };
+    // An Event's `source` is its source component, else its reporting component (new-style events).
+    if field == "source" {
+        let component = |p: &str| obj.pointer(p).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+        return component("/source/component").or_else(|| component("/reportingComponent"));
+    }
+    let path = field;
     let mut cur = obj;
     for part in path.split('.') {
         cur = match cur.get(part) {
@@ -126,7 +133,7 @@ impl Registry {
     /// GET of one object.
     pub async fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
         match self.store.get(&key(res, ns, name)).await? {
-            Some(kv) => decode(&kv),
+            Some(kv) => Ok(convert::to_view(res, decode(&kv)?)),
             None => Err(ApiError::not_found(res, name)),
         }
     }
@@ -143,8 +150,17 @@ impl Registry {
         Err(ApiError::Unavailable(format!("Too large resource version: {rv}, current: {}", self.store.revision())))
     }
 
-    /// LIST with selectors and paging.
+    /// LIST with selectors and paging; the items as `res` shows them.
     pub async fn list(&self, res: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<Listing, ApiError> {
+        let mut listing = self.list_stored(res, ns, opts).await?;
+        if convert::is_view(res) {
+            listing.items = listing.items.iter().map(|o| convert::obj_to_view(res, o)).collect();
+        }
+        Ok(listing)
+    }
+
+    /// LIST with the items in their stored form.
+    async fn list_stored(&self, res: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> Result<Listing, ApiError> {
         let filter = Filter::new(res, opts)?;
         if let Some(rv) = opts.resource_version.as_deref() {
             let rv: Revision = rv.parse().map_err(|_| {

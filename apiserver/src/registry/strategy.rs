@@ -29,7 +29,10 @@ impl Part {
 
 /// Kinds a PUT may create (kube's `AllowCreateOnUpdate`).
 pub fn allow_create_on_update(res: &ResourceInfo) -> bool {
-    matches!((res.group, res.plural), ("", "endpoints") | ("", "events") | ("coordination.k8s.io", "leases"))
+    matches!(
+        (res.group, res.plural),
+        ("", "endpoints") | ("", "events") | ("events.k8s.io", "events") | ("coordination.k8s.io", "leases")
+    )
 }
 
 /// The current time as a Kubernetes timestamp (`2006-01-02T15:04:05Z`).

@@ -2,11 +2,14 @@
 
 use serde_json::{json, Value};
 
-use super::strategy::Part;
+use knet_apimachinery::field::{FieldError, Path};
+
+use super::strategy::{self, Part};
 use super::write::Written;
-use super::{PatchType, Registry, WriteOptions};
+use super::{decode, encode, key, PatchType, Registry, WriteOptions};
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
+use crate::storage::{Compare, Op, Txn};
 
 /// The label selector of a workload as the string form Scale carries.
 fn selector_string(obj: &Value) -> String {
@@ -143,68 +146,120 @@ impl Registry {
         .await
     }
 
-    /// POST `pods/{name}/binding`: assigns a pod to a node, once.
+    /// POST `pods/{name}/binding`: assigns a pod to a node, once, as kube-apiserver's
+    /// `BindingREST`: one write that sets `spec.nodeName`, the binding's annotations and the
+    /// `PodScheduled` condition. A pod already bound or being deleted, or one whose uid or
+    /// resourceVersion is not the binding's precondition, is a 409 on `pods/binding`.
     pub async fn bind(
         &self,
         res: &ResourceInfo,
         ns: Option<&str>,
         name: &str,
         binding: &Value,
+        opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
-        let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or("").to_string();
-        if node.is_empty() {
-            return Err(ApiError::invalid(
-                res,
-                name,
-                vec![knet_apimachinery::field::FieldError::required(
-                    &knet_apimachinery::field::Path::new("target").child("name"),
-                    "",
-                )],
-            ));
+        if binding.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("") != name {
+            return Err(ApiError::BadRequest("name in URL does not match name in Binding object".into()));
         }
-        let opts = WriteOptions::default();
-        self.update_with(res, ns, name, Part::Main, &opts, |cur| {
-            if let Some(n) = cur.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                return Err(ApiError::conflict_with(
-                    res,
-                    name,
-                    &format!("pod {name} is already assigned to node {n:?}"),
-                ));
+        let target = |f: &str| binding.pointer(&format!("/target/{f}")).and_then(Value::as_str).unwrap_or("");
+        let mut errs = Vec::new();
+        let target_path = Path::new("target");
+        if !target("kind").is_empty() && target("kind") != "Node" {
+            errs.push(FieldError::not_supported(&target_path.child("kind"), target("kind"), &["Node", "<empty>"]));
+        }
+        if target("name").is_empty() {
+            errs.push(FieldError::required(&target_path.child("name"), ""));
+        }
+        if !errs.is_empty() {
+            let binding_res = ResourceInfo { kind: "Binding", ..*res };
+            return Err(ApiError::invalid(&binding_res, name, errs));
+        }
+        let node = target("name");
+        let conflict = |detail: String| ApiError::Conflict {
+            group: String::new(),
+            qualified: "pods/binding".into(),
+            plural: "pods/binding".into(),
+            name: name.into(),
+            detail,
+        };
+        let want_uid = binding.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+        let want_rv = binding.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        let bound = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        let k = key(res, ns, name);
+        for _ in 0..16 {
+            let Some(kv) = self.store.get(&k).await? else {
+                return Err(ApiError::not_found(res, name));
+            };
+            let mut pod = decode(&kv)?;
+            let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
+            if !want_uid.is_empty() && want_uid != uid {
+                return Err(conflict(format!(
+                    "Precondition failed: UID in precondition: {want_uid}, UID in object meta: {uid}"
+                )));
             }
-            if super::strategy::is_deleting(cur) {
-                return Err(ApiError::conflict_with(
-                    res,
-                    name,
-                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
-                ));
+            let rv = kv.mod_revision.to_string();
+            if !want_rv.is_empty() && want_rv != rv {
+                return Err(conflict(format!(
+                    "Precondition failed: ResourceVersion in precondition: {want_rv}, ResourceVersion in object meta: {rv}"
+                )));
             }
-            let mut new = cur.clone();
-            new["spec"]["nodeName"] = json!(node);
-            if let Some(m) = new["metadata"].as_object_mut() {
-                m.remove("resourceVersion");
+            if strategy::is_deleting(&pod) {
+                return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
             }
-            Ok(new)
-        })
-        .await?;
-        // The PodScheduled condition, through status.
-        let _ = self
-            .update_with(res, ns, name, Part::Status, &opts, |cur| {
-                let mut new = cur.clone();
-                let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": super::strategy::now()});
-                let conds = new["status"].as_object_mut().map(|s| s.entry("conditions").or_insert_with(|| json!([])));
-                if let Some(Value::Array(a)) = conds {
-                    a.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-                    a.push(cond);
+            if let Some(n) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                return Err(conflict(format!("pod {name} is already assigned to node {n:?}")));
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            if let Some(Value::Object(annotations)) = binding.pointer("/metadata/annotations") {
+                if !pod["metadata"].get("annotations").is_some_and(Value::is_object) {
+                    pod["metadata"]["annotations"] = json!({});
                 }
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
+                for (a, v) in annotations {
+                    pod["metadata"]["annotations"][a] = v.clone();
                 }
-                Ok(new)
-            })
-            .await;
-        Ok(
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201, "details": {"name": name, "kind": "pods"}}),
-        )
+            }
+            set_pod_scheduled(&mut pod);
+            if opts.dry_run {
+                return Ok(bound);
+            }
+            let r = self
+                .store
+                .txn(Txn {
+                    compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)],
+                    ops: vec![Op::Put { key: k.clone(), value: encode(&pod)? }],
+                })
+                .await?;
+            if r.succeeded {
+                return Ok(bound);
+            }
+        }
+        Err(ApiError::conflict(res, name))
+    }
+}
+
+/// Sets the `PodScheduled=True` condition (keeping its transition time if it was already true).
+fn set_pod_scheduled(pod: &mut Value) {
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    if !pod["status"].get("conditions").is_some_and(Value::is_array) {
+        pod["status"]["conditions"] = json!([]);
+    }
+    let Some(conds) = pod["status"]["conditions"].as_array_mut() else { return };
+    let now = strategy::now();
+    match conds.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled")) {
+        Some(c) => {
+            if c.get("status").and_then(Value::as_str) != Some("True") {
+                c["lastTransitionTime"] = json!(now);
+            }
+            c["status"] = json!("True");
+            if let Some(m) = c.as_object_mut() {
+                m.remove("reason");
+                m.remove("message");
+            }
+        }
+        None => conds
+            .push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now})),
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::cache::Obj;
 use super::read::Filter;
 use super::{prefix, ListOptions, Registry};
+use crate::convert;
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
 use crate::storage::{EventKind, Revision, StorageError};
@@ -172,6 +173,7 @@ impl Registry {
                             _ => None,
                         };
                         if let Some((kind, object)) = out {
+                            let object = convert::obj_to_view(res, &object);
                             yield WatchEvent { kind, object };
                         }
                     }

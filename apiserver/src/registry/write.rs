@@ -17,6 +17,7 @@ use super::{
 };
 use crate::admission;
 use crate::alloc::{AllocError, Guard, Plan};
+use crate::convert;
 use crate::error::ApiError;
 use crate::resources::{self, ResourceInfo};
 use crate::storage::{Compare, Op, Txn};
@@ -168,9 +169,12 @@ impl Registry {
         self.check_namespace(res, ns.as_deref()).await?;
         let generate = obj.pointer("/metadata/generateName").and_then(Value::as_str).map(String::from);
         let explicit_name = !name_of(&obj).is_empty();
-        strategy::prepare_for_create(res, &mut obj);
-        admission::default(res, &mut obj)?;
-        admission::prepare_for_create(res, &mut obj)?;
+        // From here on the object is in its stored form, and the stored kind's rules apply to it.
+        let sres = resources::storage_of(res);
+        let mut obj = convert::to_storage(res, obj);
+        strategy::prepare_for_create(sres, &mut obj);
+        admission::default(sres, &mut obj)?;
+        admission::prepare_for_create(sres, &mut obj)?;
         let mut last_err = None;
         for _ in 0..RETRIES {
             let mut o = obj.clone();
@@ -182,7 +186,7 @@ impl Registry {
             let name = name_of(&o).to_string();
             let errs = admission::validate(res, &o, None);
             if !errs.is_empty() {
-                return Err(ApiError::invalid(res, &name, errs));
+                return Err(ApiError::invalid(sres, &name, errs));
             }
             let plan = if is_services(res) {
                 self.alloc.plan(&mut o, None).map_err(|e| alloc_error(res, &name, e))?
@@ -192,18 +196,18 @@ impl Registry {
             let k = key(res, ns.as_deref(), &name);
             if opts.dry_run {
                 self.alloc.finish(&plan, false);
-                return Ok(Written { object: o, code: StatusCode::CREATED, warnings });
+                return Ok(Written { object: convert::to_view(res, o), code: StatusCode::CREATED, warnings });
             }
             let r = self.commit_put(Compare::Absent(k.clone()), &k, &o, &plan).await?;
             if r.succeeded {
                 super::set_resource_version(&mut o, r.revision);
-                return Ok(Written { object: o, code: StatusCode::CREATED, warnings });
+                return Ok(Written { object: convert::to_view(res, o), code: StatusCode::CREATED, warnings });
             }
             if r.failed.contains(&0) {
                 if explicit_name || generate.is_none() {
                     return Err(ApiError::already_exists(res, &name));
                 }
-                last_err = Some(ApiError::already_exists(res, &name));
+                last_err = Some(ApiError::generate_name_conflict(res, &name));
                 continue;
             }
             if let Some(e) = guard_error(res, &name, &plan, &r.failed, 1) {
@@ -216,9 +220,29 @@ impl Registry {
 
     /// The read-modify-write loop shared by PUT, PATCH and subresource writes.
     ///
-    /// `mutate` gets the current object and returns the desired one and whether the
-    /// write is pinned to the current resourceVersion.
+    /// `mutate` gets the current object (as `res` shows it) and returns the desired one; a
+    /// resourceVersion in it pins the write to that version. The answer is as `res` shows it.
     pub(crate) async fn update_with<F>(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        mutate: F,
+    ) -> Result<Written, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        let mut w = self.update_stored(res, ns, name, part, opts, mutate).await?;
+        if convert::is_view(res) {
+            w.object = convert::to_view(res, w.object);
+        }
+        Ok(w)
+    }
+
+    /// [`Registry::update_with`] answering with the object in its stored form.
+    async fn update_stored<F>(
         &self,
         res: &ResourceInfo,
         ns: Option<&str>,
@@ -231,13 +255,15 @@ impl Registry {
         F: FnMut(&Value) -> Result<Value, ApiError>,
     {
         let k = key(res, ns, name);
+        let sres = resources::storage_of(res);
         for _ in 0..RETRIES {
             let Some(kv) = self.store.get(&k).await? else {
                 return Err(ApiError::not_found(res, name));
             };
             let old = decode(&kv)?;
             let old_rv = kv.mod_revision.to_string();
-            let mut new = mutate(&old)?;
+            let mut new =
+                if convert::is_view(res) { mutate(&convert::to_view(res, old.clone()))? } else { mutate(&old)? };
             check_type_meta(res, &mut new)?;
             let pinned = match new.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
                 Some(rv) if !rv.is_empty() => {
@@ -260,15 +286,16 @@ impl Registry {
                 ));
             }
             let warnings = field_validation(res, &new, opts.field_validation)?;
-            strategy::prepare_for_update(res, part, &mut new, &old);
+            let mut new = convert::to_storage(res, new);
+            strategy::prepare_for_update(sres, part, &mut new, &old);
             match part {
                 Part::Main => {
-                    admission::default(res, &mut new)?;
-                    admission::prepare_for_update(res, &mut new, &old)?;
+                    admission::default(sres, &mut new)?;
+                    admission::prepare_for_update(sres, &mut new, &old)?;
                     // Defaults may have made the spec what it was: then it is not a new generation.
                     strategy::follow_generation(&mut new, &old);
                 }
-                Part::Status => admission::default(res, &mut new)?,
+                Part::Status => admission::default(sres, &mut new)?,
                 Part::Finalize => {}
             }
             let errs = match part {
@@ -276,7 +303,7 @@ impl Registry {
                 Part::Status => admission::validate_status(res, &new, &old),
             };
             if !errs.is_empty() {
-                return Err(ApiError::invalid(res, name, errs));
+                return Err(ApiError::invalid(sres, name, errs));
             }
             if strategy::same(&new, &old) {
                 return Ok(Written { object: old, code: StatusCode::OK, warnings });
@@ -286,7 +313,7 @@ impl Registry {
                 if opts.dry_run {
                     return Ok(Written { object: new, code: StatusCode::OK, warnings });
                 }
-                let plan = if is_services(res) { self.alloc.plan_release(&old) } else { Plan::default() };
+                let plan = if is_services(sres) { self.alloc.plan_release(&old) } else { Plan::default() };
                 let mut ops = vec![Op::Delete { key: k.clone() }];
                 ops.extend(plan.ops.iter().cloned());
                 let r = self
@@ -303,7 +330,7 @@ impl Registry {
                 }
                 continue;
             }
-            let plan = if is_services(res) && part == Part::Main {
+            let plan = if is_services(sres) && part == Part::Main {
                 self.alloc.plan(&mut new, Some(&old)).map_err(|e| alloc_error(res, name, e))?
             } else {
                 Plan::default()
@@ -379,9 +406,15 @@ impl Registry {
     ) -> Result<Written, ApiError> {
         let schema = match ptype {
             // Without a patch schema only the schemaless patch types are served (as for custom resources).
-            PatchType::StrategicMerge => Some(patch::patch_schema(&res.api_version(), res.kind).ok_or_else(|| {
-                ApiError::UnsupportedMediaType("application/json-patch+json, application/merge-patch+json".into())
-            })?),
+            PatchType::StrategicMerge => {
+                // A view (events.k8s.io Events) patches like the kind it is stored as.
+                let sres = resources::storage_of(res);
+                let schema = patch::patch_schema(&res.api_version(), res.kind)
+                    .or_else(|| patch::patch_schema(&sres.api_version(), sres.kind));
+                Some(schema.ok_or_else(|| {
+                    ApiError::UnsupportedMediaType("application/json-patch+json, application/merge-patch+json".into())
+                })?)
+            }
             // Server-side apply is not served: the 415 lists the patch types that are (client-side
             // `kubectl apply` sends a strategic merge patch).
             PatchType::Apply => return Err(ApiError::UnsupportedMediaType(PatchType::ACCEPTED.into())),
@@ -442,8 +475,20 @@ impl Registry {
     }
 
     /// DELETE of one object. Returns the object as it was deleted (or as it now waits
-    /// on finalizers / graceful termination) and the HTTP code.
+    /// on finalizers / graceful termination), as `res` shows it, and the HTTP code.
     pub async fn delete(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<(Value, StatusCode), ApiError> {
+        let (obj, code) = self.delete_stored(res, ns, name, opts).await?;
+        Ok((convert::to_view(res, obj), code))
+    }
+
+    /// [`Registry::delete`] answering with the object in its stored form.
+    async fn delete_stored(
         &self,
         res: &ResourceInfo,
         ns: Option<&str>,
@@ -548,7 +593,8 @@ impl Registry {
             if opts.dry_run {
                 return Ok((old, StatusCode::OK));
             }
-            let plan = if is_services(res) { self.alloc.plan_release(&old) } else { Plan::default() };
+            let plan =
+                if is_services(resources::storage_of(res)) { self.alloc.plan_release(&old) } else { Plan::default() };
             let mut ops = vec![Op::Delete { key: k.clone() }];
             ops.extend(plan.ops.iter().cloned());
             let r =

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Secret, Service, ServiceAccount};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::format::{join_host_port, labels, since_micro, since_time};
 use super::{col, typed, Column, Doc, Printer, Row, RowFn, AGE, NAME, OBJECT_META};
@@ -20,6 +20,8 @@ pub(super) fn printer(group: &str, plural: &str) -> Option<Printer> {
         ("", "configmaps") => (CONFIG_MAP, |v, now| typed(v, now, config_map)),
         ("", "serviceaccounts") => (SERVICE_ACCOUNT, |v, now| typed(v, now, service_account)),
         ("", "events") => (EVENT, |v, now| typed(v, now, event)),
+        // The same printer as core/v1 (kube-apiserver prints both from its one internal type).
+        ("events.k8s.io", "events") => (EVENT, events_v1_row),
         _ => return None,
     };
     Some(Printer { columns, row })
@@ -301,6 +303,12 @@ const EVENT: &[Column] = &[
 
 fn non_empty(s: Option<&String>) -> Option<&str> {
     s.map(String::as_str).filter(|s| !s.is_empty())
+}
+
+/// An events.k8s.io/v1 Event's row: its core/v1 form's.
+fn events_v1_row(v: &Value, now: Timestamp) -> Option<Row> {
+    let res = crate::resources::find("events.k8s.io", "v1", "events")?;
+    typed(&crate::convert::to_storage(res, v.clone()), now, event)
 }
 
 fn event(e: &Event, now: Timestamp) -> Row {
