@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Api, Client, Resource};
@@ -412,6 +413,25 @@ async fn a_silent_node_goes_not_ready_with_its_pods_and_comes_back() -> Result<(
     .await?;
     let b = nodes.get("nl-b").await?;
     ensure!(ready_condition(&b).map(|c| c.0).as_deref() == Some("True") && taint_keys(&b).is_empty());
+    // What `kubectl describe` shows: the node's status change and the pod marked not ready.
+    let events: Api<Event> = Api::all(client.clone());
+    for (kind, name, type_, note) in [
+        ("Node", "nl-a", "Normal", "Node nl-a status is now: NodeNotReady"),
+        ("Pod", "nl-pod", "Warning", "Node is not ready"),
+    ] {
+        wait::until(CONVERGE, &format!("a NodeNotReady event about {kind} {name}"), || async {
+            let found = events.list(&Default::default()).await?.items.into_iter().any(|e| {
+                let about = e.regarding.as_ref();
+                e.reason.as_deref() == Some("NodeNotReady")
+                    && about.and_then(|r| r.kind.as_deref()) == Some(kind)
+                    && about.and_then(|r| r.name.as_deref()) == Some(name)
+                    && e.type_.as_deref() == Some(type_)
+                    && e.note.as_deref() == Some(note)
+            });
+            Ok(found.then_some(()))
+        })
+        .await?;
+    }
 
     a.resume_heartbeat();
     wait::until(CONVERGE, "nl-a to be Ready and untainted again", || async {
