@@ -569,22 +569,27 @@ async fn snapshot(client: &Client) -> Result<BTreeMap<String, String>> {
     }
     for p in Api::<Pod>::all(client.clone()).list(&Default::default()).await?.items {
         let name = p.metadata.name.clone().unwrap_or_default();
-        if name.starts_with("conv") {
+        if name.starts_with("conv-sched") {
+            // Which node the scheduler picks may differ between runs; that it binds must not.
+            let bound = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+            out.insert(format!("pod/{name}"), format!("bound={bound}"));
+        } else if name.starts_with("conv") {
             out.insert(format!("pod/{name}"), format!("ready={:?}", pod_ready(&p)));
         }
     }
     for n in Api::<Node>::all(client.clone()).list(&Default::default()).await?.items {
         let ready = ready_condition(&n).map(|c| c.0).unwrap_or_default();
+        let cidr = n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some();
         out.insert(
             format!("node/{}", n.metadata.name.clone().unwrap_or_default()),
-            format!("{ready} {:?}", taint_keys(&n)),
+            format!("{ready} {:?} podCIDR={cidr}", taint_keys(&n)),
         );
     }
     Ok(out)
 }
 
-/// Garbage collection (background, orphan, foreground), a namespace deletion and a node going silent, all
-/// at once.
+/// Garbage collection (background, orphan, foreground), a namespace deletion, pods to schedule, node pod
+/// CIDRs and a node going silent, all at once.
 async fn converge_scenario(api: &ApiServer, client: &Client) -> Result<(FakeNode, FakeNode)> {
     let live = FakeNode::start(client.clone(), "conv-live").await?;
     let silent = FakeNode::start(client.clone(), "conv-silent").await?;
@@ -619,6 +624,10 @@ async fn converge_scenario(api: &ApiServer, client: &Client) -> Result<(FakeNode
     })
     .await?;
 
+    // Pending pods for the scheduler.
+    for i in 0..6 {
+        dpods.create(&PostParams::default(), &pod("default", &format!("conv-sched-{i}"), None, vec![])?).await?;
+    }
     let dp = |p| DeleteParams { propagation_policy: Some(p), ..Default::default() };
     cms.delete("conv-bg", &dp(PropagationPolicy::Background)).await?;
     cms.delete("conv-orphan", &dp(PropagationPolicy::Orphan)).await?;
@@ -637,6 +646,8 @@ async fn converged(client: &Client) -> Result<BTreeMap<String, String>> {
             && !s.keys().any(|k| k.starts_with("ns/") || k.starts_with("cm/conv-ns/") || k.starts_with("pod/conv-ns"))
             && s.get("node/conv-silent").is_some_and(|v| v.starts_with("Unknown") && v.contains("NoExecute"))
             && s.get("pod/conv-silent-pod").is_some_and(|v| v == "ready=Some(false)")
+            && (0..6).all(|i| s.get(&format!("pod/conv-sched-{i}")).is_some_and(|v| v == "bound=true"))
+            && s.iter().filter(|(k, _)| k.starts_with("node/")).all(|(_, v)| v.ends_with("podCIDR=true"))
             && (0..20).all(|i| s.get(&format!("cm/default/conv-or-{i}")).is_some_and(|v| v.starts_with("owners= ")));
         Ok(done.then_some(s))
     })
@@ -645,7 +656,7 @@ async fn converged(client: &Client) -> Result<BTreeMap<String, String>> {
 
 #[tokio::test]
 async fn kill9_at_any_point_converges_to_the_state_of_an_uninterrupted_run() -> Result<()> {
-    let set = "garbagecollector,namespace,nodelifecycle";
+    let set = "garbagecollector,namespace,nodelifecycle,scheduler,nodeipam";
     // The reference: an uninterrupted run.
     let api1 = ApiServer::start().await?;
     let c1 = api1.client().await?;
