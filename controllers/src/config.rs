@@ -113,6 +113,14 @@ pub struct Config {
     /// This instance's identity in the leader Lease and its events (default: hostname + random suffix).
     #[arg(long)]
     pub identity: Option<String>,
+
+    // --- nodelifecycle, garbagecollector (pod GC) ---
+    /// How long a Node that has never posted its status may take before it is marked NotReady (Unknown).
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub node_startup_grace_period: Duration,
+    /// How many terminated pods may exist before pod GC deletes the oldest (0: no limit).
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: usize,
 }
 
 impl Config {
