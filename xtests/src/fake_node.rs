@@ -59,6 +59,8 @@ struct State {
     /// Pod uid → its IP.
     ips: HashMap<String, Ipv4Addr>,
     next_host: u32,
+    /// The pod CIDR in use, once known.
+    cidr: Option<(Ipv4Addr, u8)>,
     /// Readiness to report, by `namespace/name`, overriding `pods_ready`.
     ready: HashMap<String, bool>,
 }
@@ -96,7 +98,8 @@ impl FakeNode {
             Err(e) => return Err(e).with_context(|| format!("registering node {name}")),
         }
         let heartbeat = Arc::new(AtomicBool::new(true));
-        let state = Arc::new(Mutex::new(State { ips: HashMap::new(), next_host: 2, ready: HashMap::new() }));
+        let state =
+            Arc::new(Mutex::new(State { ips: HashMap::new(), next_host: 2, cidr: None, ready: HashMap::new() }));
         let mut fake = FakeNode {
             name: name.into(),
             client: client.clone(),
@@ -132,7 +135,8 @@ impl FakeNode {
         self.heartbeat.store(false, Ordering::SeqCst);
     }
 
-    /// Resumes the heartbeat; the node reports Ready again and its pods' readiness is restored.
+    /// Resumes the heartbeat; within a heartbeat interval the node reports Ready again and every pod bound to
+    /// it gets the status this node wants to report (readiness restored).
     pub fn resume_heartbeat(&self) {
         self.heartbeat.store(true, Ordering::SeqCst);
     }
@@ -181,10 +185,20 @@ fn now_time() -> Time {
 
 async fn heartbeat_loop(h: Handle) {
     let mut ticks: u64 = 0;
+    let mut was_alive = true;
     loop {
         tokio::time::sleep(h.options.lease_renew_interval).await;
-        if !h.heartbeat.load(Ordering::SeqCst) {
+        let alive = h.heartbeat.load(Ordering::SeqCst);
+        let resumed = alive && !was_alive;
+        was_alive = alive;
+        if !alive {
             continue;
+        }
+        if resumed {
+            // Pod changes were ignored while "dead": report every bound pod again, as a restarted kubelet does.
+            if let Err(e) = h.resync_pods().await {
+                tracing::debug!(node = %h.name, error = %format!("{e:#}"), "fake node: pod resync failed");
+            }
         }
         if let Err(e) = h.renew_lease().await {
             tracing::debug!(node = %h.name, error = %format!("{e:#}"), "fake node: lease renewal failed");
@@ -321,8 +335,26 @@ impl Handle {
         Ok(())
     }
 
-    /// The Node's pod CIDR, waiting up to 5 s for node IPAM, else the fallback.
+    /// Reports the status of every pod bound to this node.
+    async fn resync_pods(&self) -> Result<()> {
+        let pods: Api<Pod> = Api::all(self.client.clone());
+        let lp = kube::api::ListParams::default().fields(&format!("spec.nodeName={}", self.name));
+        for pod in pods.list(&lp).await.context("listing the node's pods")? {
+            self.sync_pod(&pod).await?;
+        }
+        Ok(())
+    }
+
+    /// The Node's pod CIDR, waiting up to 5 s for node IPAM, else the fallback; remembered once known.
     async fn pod_cidr(&self) -> (Ipv4Addr, u8) {
+        if let Some(cidr) = lock(&self.state).cidr {
+            return cidr;
+        }
+        let cidr = self.lookup_pod_cidr().await;
+        *lock(&self.state).cidr.get_or_insert(cidr)
+    }
+
+    async fn lookup_pod_cidr(&self) -> (Ipv4Addr, u8) {
         let nodes: Api<Node> = Api::all(self.client.clone());
         for _ in 0..50 {
             if let Ok(node) = nodes.get(&self.name).await {

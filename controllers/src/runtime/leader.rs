@@ -67,7 +67,8 @@ impl LeaderElector {
     /// Waits until this candidate holds the lease.
     pub async fn acquire(&mut self) {
         loop {
-            match self.try_acquire_or_renew().await {
+            let attempt = tokio::time::timeout(self.config.renew_deadline, self.try_acquire_or_renew()).await;
+            match attempt.unwrap_or(Ok(false)) {
                 Ok(true) => {
                     tracing::info!(lease = %self.config.name, identity = %self.config.identity, "acquired leadership");
                     return;
@@ -85,16 +86,20 @@ impl LeaderElector {
         let mut last_renew = Instant::now();
         loop {
             tokio::time::sleep(self.config.retry_period).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renew = Instant::now(),
-                Ok(false) => {
+            // A request that hangs must not keep this instance acting after its lease ran out: every attempt
+            // is bounded by what is left of the renew deadline, as in client-go.
+            let left = self.config.renew_deadline.saturating_sub(last_renew.elapsed());
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renew = Instant::now(),
+                Ok(Ok(false)) => {
                     return self.lost();
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "failed to renew the leader lease");
                 }
+                Err(_) => tracing::warn!("renewing the leader lease timed out"),
             }
-            if last_renew.elapsed() > self.config.renew_deadline {
+            if last_renew.elapsed() >= self.config.renew_deadline {
                 return self.lost();
             }
         }
@@ -103,6 +108,13 @@ impl LeaderElector {
     /// Gives the lease up (on a clean shutdown) so a standby can take over at once instead of waiting for
     /// the lease to expire.
     pub async fn release(&mut self) {
+        let bound = self.config.retry_period.max(Duration::from_secs(1));
+        if tokio::time::timeout(bound, self.release_now()).await.is_err() {
+            tracing::warn!("releasing the leader lease timed out");
+        }
+    }
+
+    async fn release_now(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.config.name).await else { return };
         let mut spec = lease.spec.clone().unwrap_or_default();
         if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
