@@ -1,7 +1,8 @@
 //! The garbage collector: deletes objects whose owners are gone, and completes orphan and foreground deletion
 //! (upstream pkg/controller/garbagecollector). It discovers every resource the API serves, watches each one's
 //! metadata into a dependency graph ([`graph`]), and checks with live GETs before deleting ([`collector`]).
-//! Pod garbage collection ([`podgc`], upstream's podgc controller) runs alongside.
+//! Pod garbage collection ([`podgc`], upstream's podgc controller) is a controller of its own (`podgc` in
+//! `--controllers`), kept here because it shares the garbage collector's purpose.
 
 pub mod collector;
 pub mod decide;
@@ -74,7 +75,6 @@ pub enum GarbageCollectorError {
 
 /// Runs the controller until the process ends.
 pub async fn run(ctx: Context) -> Result<(), GarbageCollectorError> {
-    tokio::spawn(podgc::run(ctx.clone()));
     let resources = discover_until_ok(&ctx).await;
     let gc = Arc::new(Collector::new(ctx.client.clone(), resources.clone()));
     let mut watched: HashSet<ServedResource> = HashSet::new();
