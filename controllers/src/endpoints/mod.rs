@@ -245,6 +245,7 @@ pub async fn run(ctx: Context) -> Result<(), EndpointsError> {
     informers.services.wait_synced().await;
     informers.pods.wait_synced().await;
     informers.endpoints.wait_synced().await;
+    membership.seed(&informers.services.store());
 
     let controller = Arc::new(EndpointsController {
         recorder: ctx.recorder(CONTROLLER_NAME),

@@ -253,6 +253,7 @@ pub async fn run(ctx: Context) -> Result<(), EndpointSliceError> {
     informers.pods.wait_synced().await;
     informers.nodes.wait_synced().await;
     informers.endpoint_slices.wait_synced().await;
+    membership.seed(&informers.services.store());
 
     let controller = Arc::new(SliceController {
         recorder: ctx.recorder(CONTROLLER_NAME),

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::util::{pod_endpoints_changed, service_selector};
-use crate::runtime::{Change, ObjectKey};
+use crate::runtime::{Change, ObjectKey, Store};
 
 #[derive(Default)]
 struct Inner {
@@ -64,6 +64,14 @@ impl ServiceMembership {
             inner.by_pair.entry(pair_key(&key.namespace, k, v)).or_default().insert(key.name.clone());
         }
         inner.selectors.insert(key, selector.clone());
+    }
+
+    /// Records every Service of `store` (changes published before this controller subscribed are not in
+    /// its stream). Idempotent: later changes from the stream still apply in order.
+    pub fn seed(&self, store: &Store<Service>) {
+        for svc in store.list() {
+            self.observe(&Change { old: None, new: Some(svc) });
+        }
     }
 
     /// The Services of `namespace` whose selector matches `labels`.
@@ -167,6 +175,17 @@ mod tests {
         assert_eq!(names(m.services_for("d", &labels)), ["web-fe"]);
         m.observe(&Change { old: Some(svc("web-fe", json!({}))), new: None });
         assert!(m.services_for("d", &labels).is_empty());
+    }
+
+    #[test]
+    fn seeding_from_the_cache_finds_services_published_earlier() {
+        let store = Store::new();
+        store.apply(svc("web", json!({"app": "web"})));
+        let m = ServiceMembership::new();
+        m.seed(&store);
+        m.seed(&store);
+        let labels: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
+        assert_eq!(names(m.services_for("d", &labels)), ["web"]);
     }
 
     #[test]
