@@ -30,17 +30,26 @@ pub enum Error {
     Mirroring(#[from] MirroringError),
 }
 
-/// Runs the EndpointSlice controller, and the mirroring controller when `endpointslicemirroring` is
-/// enabled, until the process ends.
+/// Runs the EndpointSlice controller when `endpointslice` is enabled and the mirroring controller when
+/// `endpointslicemirroring` is, until the process ends (never returns if neither is).
 pub async fn run(ctx: Context) -> Result<(), Error> {
-    if !ctx.config.enabled("endpointslicemirroring") {
-        return Ok(controller::run(ctx).await?);
-    }
-    let slices = controller::run(ctx.clone());
-    let mirroring = mirroring::run(ctx);
+    let slices = ctx.config.enabled("endpointslice");
+    let mirroring = ctx.config.enabled("endpointslicemirroring");
+    let run_slices = async {
+        match slices {
+            true => controller::run(ctx.clone()).await,
+            false => std::future::pending().await,
+        }
+    };
+    let run_mirroring = async {
+        match mirroring {
+            true => mirroring::run(ctx.clone()).await,
+            false => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        r = slices => r?,
-        r = mirroring => r?,
+        r = run_slices => r?,
+        r = run_mirroring => r?,
     }
     Ok(())
 }
