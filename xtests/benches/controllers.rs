@@ -262,17 +262,15 @@ async fn writes(ctrl: &Controllers, resource: &str) -> Result<f64> {
     Ok(ctrl.metric_sum("knet_controllers_api_writes_total", &[("resource", resource)]).await? + 0.0)
 }
 
-/// The `elapsed_ms` of each "initial sync done" line logged since the last start, by controller.
-fn initial_syncs(log: &str) -> BTreeMap<String, u64> {
-    let since_start = log.rsplit("=== xtests:").next().unwrap_or_default();
-    since_start
+/// `knet_controllers_initial_sync_seconds` of each controller that finished its initial pass, in ms.
+fn initial_syncs(metrics: &str) -> BTreeMap<String, u64> {
+    metrics
         .lines()
-        .filter(|l| l.contains("initial sync done"))
-        .filter_map(|l| {
-            let field = |k: &str| {
-                l.split(&format!("{k}=")).nth(1)?.split_whitespace().next().map(|v| v.trim_matches('"').to_string())
-            };
-            Some((field("controller")?, field("elapsed_ms")?.parse().ok()?))
+        .filter_map(|l| l.strip_prefix("knet_controllers_initial_sync_seconds{controller=\""))
+        .filter_map(|rest| {
+            let (controller, value) = rest.split_once("\"} ")?;
+            let secs: f64 = value.trim().parse().ok()?;
+            Some((controller.to_string(), (secs * 1000.0).round() as u64))
         })
         .collect()
 }
@@ -348,7 +346,7 @@ async fn main() -> Result<()> {
                 ready_at = Some(t.elapsed());
             }
         }
-        let syncs = initial_syncs(&ctrl.log());
+        let syncs = initial_syncs(&ctrl.metrics().await.unwrap_or_default());
         if syncs.len() == 2 {
             break (t.elapsed(), syncs);
         }

@@ -251,7 +251,7 @@ pub async fn run(ctx: Context) -> Result<(), EndpointsError> {
         recorder: ctx.recorder(CONTROLLER_NAME),
         triggers: TriggerTimeTracker::new(),
         stale: StaleTracker::default(),
-        initial: InitialSync::new(CONTROLLER_NAME),
+        initial: InitialSync::new(CONTROLLER_NAME, ctx.metrics.clone()),
         ctx: ctx.clone(),
     });
     // Every Service, and every Endpoints object once at start: those whose Service went away while this

@@ -259,7 +259,7 @@ pub async fn run(ctx: Context) -> Result<(), EndpointSliceError> {
         recorder: ctx.recorder(CONTROLLER_NAME),
         tracker,
         triggers: TriggerTimeTracker::new(),
-        initial: InitialSync::new(CONTROLLER_NAME),
+        initial: InitialSync::new(CONTROLLER_NAME, ctx.metrics.clone()),
         ctx: ctx.clone(),
     });
     // Every Service, and the Services of slices left from Services deleted while this controller was down.

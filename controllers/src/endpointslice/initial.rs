@@ -1,12 +1,12 @@
 //! Knowing when a controller's initial full reconcile is over: every key enqueued at start has been
-//! reconciled successfully once. Logged with its duration (the controllers benchmark reads it to time a
-//! full resync after a restart).
+//! reconciled successfully once. Logged and exported as `knet_controllers_initial_sync_seconds` (the
+//! controllers benchmark reads it to time a full resync after a restart).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::runtime::ObjectKey;
+use crate::runtime::{Metrics, ObjectKey};
 
 struct Pending {
     keys: HashSet<ObjectKey>,
@@ -18,13 +18,14 @@ struct Pending {
 /// The keys of the initial pass not reconciled yet.
 pub struct InitialSync {
     controller: &'static str,
+    metrics: Metrics,
     pending: Mutex<Option<Pending>>,
 }
 
 impl InitialSync {
-    /// Nothing pending yet; `started` is when the controller started.
-    pub fn new(controller: &'static str) -> Self {
-        InitialSync { controller, pending: Mutex::new(None) }
+    /// Nothing pending yet. The duration of the pass goes to `metrics` (`knet_controllers_initial_sync_seconds`).
+    pub fn new(controller: &'static str, metrics: Metrics) -> Self {
+        InitialSync { controller, metrics, pending: Mutex::new(None) }
     }
 
     /// Starts waiting for `keys`, timed from `started`.
@@ -56,6 +57,7 @@ impl InitialSync {
         let Some(p) = guard.as_mut() else { return };
         if p.keys.is_empty() && !p.logged {
             p.logged = true;
+            self.metrics.set_initial_sync(self.controller, p.started.elapsed());
             tracing::info!(
                 controller = self.controller,
                 keys = p.total,
@@ -72,7 +74,7 @@ mod tests {
 
     #[test]
     fn done_once_every_key_is() {
-        let s = InitialSync::new("test");
+        let s = InitialSync::new("test", Metrics::new());
         assert!(!s.is_done());
         s.expect([ObjectKey::new("a", "1"), ObjectKey::new("a", "2")], Instant::now());
         s.done(&ObjectKey::new("a", "1"));
@@ -80,7 +82,7 @@ mod tests {
         assert!(!s.is_done());
         s.done(&ObjectKey::new("a", "2"));
         assert!(s.is_done());
-        let empty = InitialSync::new("test");
+        let empty = InitialSync::new("test", Metrics::new());
         empty.expect([], Instant::now());
         assert!(empty.is_done());
     }

@@ -177,7 +177,7 @@ pub async fn run(ctx: Context) -> Result<(), MirroringError> {
     let controller = Arc::new(MirroringController {
         recorder: ctx.recorder(CONTROLLER_NAME),
         tracker,
-        initial: InitialSync::new(CONTROLLER_NAME),
+        initial: InitialSync::new(CONTROLLER_NAME, ctx.metrics.clone()),
         ctx: ctx.clone(),
     });
     let mut keys: BTreeSet<ObjectKey> = informers.endpoints.store().keys().into_iter().collect();
