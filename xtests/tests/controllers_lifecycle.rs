@@ -1,22 +1,27 @@
 //! Repair and cleanup against a real `knet-apiserver` and `knet-controllers` (issue 3, tests 3 and 5):
 //! garbage collection by ownerReferences (background, orphan, foreground; Services are not owned), namespace
 //! deletion (everything in it goes, pods on live fake nodes and on nodes that no longer exist, a stuck
-//! deletion explained by its conditions), a node that stops heartbeating going NotReady and coming back,
+//! deletion explained by its conditions), a node that stops heartbeating going NotReady and coming back (its
+//! pods' addresses not ready in the Service's Endpoints and EndpointSlices meanwhile),
 //! leader election between two instances, and kill -9 at any point (during garbage collection, a namespace
 //! deletion, scheduling and a Deployment's rollout) converging to the state of an uninterrupted run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EndpointAddress, Endpoints, Namespace, Node, Pod, PodTemplateSpec, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Api, Client, Resource};
 use serde_json::json;
-use xtests::{wait, ApiServer, Controllers, FakeNode, WaitFor};
+use xtests::{wait, ApiServer, Controllers, FakeNode, FakeNodeOptions, WaitFor};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -99,6 +104,19 @@ fn service(ns: &str, name: &str) -> Result<Service> {
         "metadata": {"name": name, "namespace": ns},
         "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}
     }))?)
+}
+
+/// Runs kubectl on a blocking thread (so fake nodes and kill loops keep running meanwhile); returns stdout and
+/// fails on a non-zero exit.
+async fn kubectl_async(api: &ApiServer, args: &[&str]) -> Result<String> {
+    let k = api.kubectl();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok(k.run(&refs)?.ok()?.stdout)
+    })
+    .await
+    .context("kubectl thread")?
 }
 
 /// Waits until `api` has no object `name`.
@@ -372,18 +390,85 @@ fn pod_ready(p: &Pod) -> Option<bool> {
     Some(c.status == "True")
 }
 
+/// What kubectl shows of a Service's endpoints: the ready and not-ready addresses of `kubectl get ep -o yaml`,
+/// and each address's `conditions.ready` in `kubectl get endpointslices -o yaml`.
+#[derive(Debug, PartialEq)]
+struct EndpointsView {
+    ready: BTreeSet<String>,
+    not_ready: BTreeSet<String>,
+    slices: BTreeMap<String, Option<bool>>,
+}
+
+impl EndpointsView {
+    fn new(ready: &[&str], not_ready: &[&str]) -> EndpointsView {
+        let set = |ips: &[&str]| ips.iter().map(|ip| ip.to_string()).collect::<BTreeSet<_>>();
+        let slices = ready.iter().map(|ip| (ip.to_string(), Some(true)));
+        let slices = slices.chain(not_ready.iter().map(|ip| (ip.to_string(), Some(false)))).collect();
+        EndpointsView { ready: set(ready), not_ready: set(not_ready), slices }
+    }
+
+    async fn read(api: &ApiServer, service: &str) -> Result<EndpointsView> {
+        let yaml = kubectl_async(api, &["get", "ep", service, "-o", "yaml"]).await?;
+        let ep: Endpoints = serde_yaml::from_str(&yaml).context("parsing kubectl get ep -o yaml")?;
+        let ips = |a: &Option<Vec<EndpointAddress>>| a.iter().flatten().map(|a| a.ip.clone()).collect::<Vec<_>>();
+        let subsets = ep.subsets.unwrap_or_default();
+        let ready = subsets.iter().flat_map(|s| ips(&s.addresses)).collect();
+        let not_ready = subsets.iter().flat_map(|s| ips(&s.not_ready_addresses)).collect();
+        let selector = format!("kubernetes.io/service-name={service}");
+        let yaml = kubectl_async(api, &["get", "endpointslices", "-l", &selector, "-o", "yaml"]).await?;
+        let list: serde_yaml::Value = serde_yaml::from_str(&yaml).context("parsing kubectl get endpointslices")?;
+        let mut slices = BTreeMap::new();
+        for item in list["items"].as_sequence().into_iter().flatten() {
+            let slice: EndpointSlice = serde_yaml::from_value(item.clone()).context("parsing an EndpointSlice")?;
+            for e in slice.endpoints {
+                let ready = e.conditions.as_ref().and_then(|c| c.ready);
+                slices.extend(e.addresses.into_iter().map(|ip| (ip, ready)));
+            }
+        }
+        Ok(EndpointsView { ready, not_ready, slices })
+    }
+}
+
+/// Waits until kubectl shows `want` for `service`'s endpoints.
+async fn wait_endpoints(api: &ApiServer, service: &str, want: EndpointsView) -> Result<()> {
+    wait::until(CONVERGE, &format!("the endpoints of {service} to be {want:?}"), || async {
+        let seen = EndpointsView::read(api, service).await?;
+        ensure!(seen == want, "{seen:?}");
+        Ok(Some(()))
+    })
+    .await
+}
+
+fn pod_ip(p: &Pod) -> Result<String> {
+    let name = p.metadata.name.as_deref().unwrap_or_default();
+    p.status.as_ref().and_then(|s| s.pod_ip.clone()).with_context(|| format!("pod {name} has no IP"))
+}
+
 #[tokio::test]
 async fn a_silent_node_goes_not_ready_with_its_pods_and_comes_back() -> Result<()> {
     let api = ApiServer::start().await?;
     let client = api.client().await?;
-    let _ctrl = start(&api, "nodelifecycle", &[], WaitFor::Ready).await?;
+    let _ctrl = start(&api, "nodelifecycle,endpoint,endpointslice", &[], WaitFor::Ready).await?;
+    // No node IPAM here: each fake node hands out addresses from its own fallback pod CIDR.
     let a = FakeNode::start(client.clone(), "nl-a").await?;
-    let _b = FakeNode::start(client.clone(), "nl-b").await?;
+    let b_options = FakeNodeOptions { fallback_pod_cidr: (Ipv4Addr::new(10, 251, 0, 0), 24), ..Default::default() };
+    let _b = FakeNode::start_with(client.clone(), "nl-b", b_options).await?;
     let ns = "default";
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    // A Service over a pod on each node (both labelled app=nl-pod).
     pods.create(&PostParams::default(), &pod(ns, "nl-pod", Some("nl-a"), vec![])?).await?;
-    wait::until(CONVERGE, "nl-pod to be ready", || async { Ok(pod_ready(&pods.get("nl-pod").await?).filter(|r| *r)) })
-        .await?;
+    let mut on_b = pod(ns, "nl-pod-b", Some("nl-b"), vec![])?;
+    on_b.metadata.labels = Some([("app".to_string(), "nl-pod".to_string())].into());
+    pods.create(&PostParams::default(), &on_b).await?;
+    Api::<Service>::namespaced(client.clone(), ns).create(&PostParams::default(), &service(ns, "nl-pod")?).await?;
+    let (ip_a, ip_b) = wait::until(CONVERGE, "nl-pod and nl-pod-b to be ready", || async {
+        let (a, b) = (pods.get("nl-pod").await?, pods.get("nl-pod-b").await?);
+        let ready = pod_ready(&a) == Some(true) && pod_ready(&b) == Some(true);
+        Ok(if ready { Some((pod_ip(&a)?, pod_ip(&b)?)) } else { None })
+    })
+    .await?;
+    ensure!(ip_a != ip_b, "both pods got {ip_a}");
+    wait_endpoints(&api, "nl-pod", EndpointsView::new(&[&ip_a, &ip_b], &[])).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     // Healthy nodes are left alone.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -421,6 +506,8 @@ async fn a_silent_node_goes_not_ready_with_its_pods_and_comes_back() -> Result<(
     .await?;
     let b = nodes.get("nl-b").await?;
     ensure!(ready_condition(&b).map(|c| c.0).as_deref() == Some("True") && taint_keys(&b).is_empty());
+    // The silent node's pod leaves the Service's ready addresses; the other node's stays.
+    wait_endpoints(&api, "nl-pod", EndpointsView::new(&[&ip_b], &[&ip_a])).await?;
     // What `kubectl describe` shows: the node's status change and the pod marked not ready.
     let events: Api<Event> = Api::all(client.clone());
     for (kind, name, type_, note) in [
@@ -454,6 +541,7 @@ async fn a_silent_node_goes_not_ready_with_its_pods_and_comes_back() -> Result<(
         Ok(pod_ready(&pods.get("nl-pod").await?).filter(|r| *r))
     })
     .await?;
+    wait_endpoints(&api, "nl-pod", EndpointsView::new(&[&ip_a, &ip_b], &[])).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     ensure!(pod_ready(&pods.get("nl-pod").await?) == Some(true), "the controller must not fight a ready node's pods");
     Ok(())
@@ -688,18 +776,6 @@ fn conv_deployment(node: &str) -> Result<Deployment> {
                               "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
                                        "containers": [{"name": "c", "image": "nginx:1.25"}]}}}
     }))?)
-}
-
-/// Runs kubectl on a blocking thread, so the fake nodes and the kill loop keep running meanwhile.
-async fn kubectl_async(api: &ApiServer, args: &[&str]) -> Result<()> {
-    let k = api.kubectl();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        k.run(&refs)?.ok().map(drop)
-    })
-    .await
-    .context("kubectl thread")?
 }
 
 /// Garbage collection (background, orphan, foreground), a namespace deletion, pods to schedule, node pod
