@@ -111,7 +111,7 @@ fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
     controller!("nodelifecycle", nodelifecycle);
     controller!("service-lb", loadbalancer);
     controller!("garbagecollector", garbagecollector);
-    controller!("podgc", garbagecollector::podgc);
+    controller!("podgc", podgc);
     controller!("namespace", namespace);
 }
 

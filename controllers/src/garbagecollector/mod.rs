@@ -1,15 +1,13 @@
 //! The garbage collector: deletes objects whose owners are gone, and completes orphan and foreground deletion
 //! (upstream pkg/controller/garbagecollector). It discovers every resource the API serves, watches each one's
 //! metadata into a dependency graph ([`graph`]), and checks with live GETs before deleting ([`collector`]).
-//! Pod garbage collection ([`podgc`], upstream's podgc controller) is a controller of its own (`podgc` in
-//! `--controllers`), kept here because it shares the garbage collector's purpose.
+//! Pod garbage collection is the separate `podgc` controller ([`crate::podgc`]).
 
 pub mod collector;
 pub mod decide;
 pub mod discovery;
 pub mod graph;
 pub mod monitor;
-pub mod podgc;
 
 use std::collections::HashSet;
 use std::sync::Arc;
