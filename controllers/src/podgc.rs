@@ -14,6 +14,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::Api;
 
 use crate::context::Context;
+use crate::runtime::conditions::node_is_ready;
 
 /// The taint an administrator puts on a Node that is shut down for good.
 pub const TAINT_OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
@@ -94,14 +95,6 @@ fn terminated(pod: &Pod) -> bool {
     matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
-fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
-}
-
 fn out_of_service(node: &Node) -> bool {
     node.spec
         .as_ref()
@@ -133,7 +126,7 @@ pub fn select(
             out.push(collect(p, Cause::NodeGone));
         } else if node.is_empty() && deleting {
             out.push(collect(p, Cause::UnscheduledTerminating));
-        } else if deleting && nodes.get(&node).is_some_and(|n| !node_ready(n) && out_of_service(n)) {
+        } else if deleting && nodes.get(&node).is_some_and(|n| !node_is_ready(n) && out_of_service(n)) {
             out.push(collect(p, Cause::OutOfService));
         } else if terminated(p) && !deleting {
             terminated_pods.push(p);
