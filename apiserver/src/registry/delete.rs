@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::strategy::{self, Deletion};
 use super::write::{is_services, RETRIES};
-use super::{decode, encode, key, name_of, namespace_of, DeleteOptions, ListOptions, Registry};
+use super::{decode, key, name_of, namespace_of, DeleteOptions, ListOptions, Registry};
 use crate::alloc::Plan;
 use crate::convert;
 use crate::error::ApiError;
@@ -90,13 +90,8 @@ impl Registry {
                     if opts.dry_run {
                         return Ok((new, staying));
                     }
-                    let r = self
-                        .store
-                        .txn(Txn {
-                            compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)],
-                            ops: vec![Op::Put { key: k.clone(), value: encode(&new)? }],
-                        })
-                        .await?;
+                    let guard = Compare::ModRevision(k.clone(), kv.mod_revision);
+                    let r = self.commit_put(guard, &k, &new, &Plan::default()).await?;
                     if r.succeeded {
                         super::set_resource_version(&mut new, r.revision);
                         return Ok((new, staying));

@@ -7,10 +7,11 @@ use knet_apimachinery::field::{FieldError, Path};
 use super::delete::precondition_failure;
 use super::strategy::{self, Part};
 use super::write::Written;
-use super::{decode, encode, key, PatchType, Registry, WriteOptions};
+use super::{decode, key, PatchType, Registry, WriteOptions};
+use crate::alloc::Plan;
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
-use crate::storage::{Compare, Op, Txn};
+use crate::storage::Compare;
 
 /// The label selector of a workload as the string form Scale carries.
 fn selector_string(obj: &Value) -> String {
@@ -215,13 +216,8 @@ impl Registry {
             if opts.dry_run {
                 return Ok(bound);
             }
-            let r = self
-                .store
-                .txn(Txn {
-                    compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)],
-                    ops: vec![Op::Put { key: k.clone(), value: encode(&pod)? }],
-                })
-                .await?;
+            let r =
+                self.commit_put(Compare::ModRevision(k.clone(), kv.mod_revision), &k, &pod, &Plan::default()).await?;
             if r.succeeded {
                 return Ok(bound);
             }

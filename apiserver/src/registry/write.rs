@@ -87,7 +87,7 @@ fn guard_error(res: &ResourceInfo, name: &str, plan: &Plan, failed: &[usize], ba
 impl Registry {
     /// Writes `obj` at `k` together with an allocation plan in one transaction guarded by
     /// `guard` (compare 0) and the plan's compares (1…), and settles the plan.
-    async fn commit_put(
+    pub(super) async fn commit_put(
         &self,
         guard: Compare,
         k: &str,
