@@ -106,6 +106,31 @@ async fn status_subresource_only_changes_status() {
 }
 
 #[tokio::test]
+async fn a_deployment_status_write_records_the_revision_annotation_but_not_labels() {
+    let f = fixture().await;
+    let d = r("apps", "deployments");
+    let ns = Some("default");
+    let body = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    f.reg.create(d, ns, body, &w()).await.unwrap();
+    // What the deployment controller sends with UpdateStatus.
+    let mut st = f.reg.get(d, ns, "web").await.unwrap();
+    st["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
+    st["metadata"]["labels"] = json!({"app": "other"});
+    st["spec"]["replicas"] = json!(7);
+    st["status"] = json!({"observedGeneration": 1, "replicas": 0});
+    let out = f.reg.update(d, ns, "web", Part::Status, st, &w()).await.unwrap();
+    let stored = f.reg.get(d, ns, "web").await.unwrap();
+    assert_eq!(stored, out.object);
+    assert_eq!(stored["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(stored["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(stored["spec"]["replicas"], 1);
+    assert_eq!(stored["metadata"]["generation"], 1);
+    assert_eq!(stored["status"]["observedGeneration"], 1);
+}
+
+#[tokio::test]
 async fn patches() {
     let f = fixture().await;
     let s = r("", "services");
@@ -179,7 +204,7 @@ async fn finalizers_hold_deletion() {
         .await
         .unwrap();
     let (obj, code) = f.reg.delete(cm, Some("default"), "held", &DeleteOptions::default()).await.unwrap();
-    assert_eq!(code, 202);
+    assert_eq!(code, 200, "kube-apiserver answers 202 only to orphanDependents=false");
     assert!(obj["metadata"]["deletionTimestamp"].is_string());
     f.reg.get(cm, Some("default"), "held").await.unwrap();
     f.reg
@@ -195,6 +220,38 @@ async fn finalizers_hold_deletion() {
         .await
         .unwrap();
     assert_eq!(f.reg.get(cm, Some("default"), "held").await.unwrap_err().code(), 404);
+}
+
+#[tokio::test]
+async fn a_pod_in_graceful_deletion_outlives_its_last_finalizer_until_the_kubelets_delete() {
+    let f = fixture().await;
+    let pods = r("", "pods");
+    let ns = Some("default");
+    let pod = json!({"metadata": {"name": "p", "finalizers": ["example.com/hold"]},
+                     "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "agnhost"}]}});
+    f.reg.create(pods, ns, pod, &w()).await.unwrap();
+    let (deleting, _) = f.reg.delete(pods, ns, "p", &DeleteOptions::default()).await.unwrap();
+    assert_eq!(deleting["metadata"]["deletionGracePeriodSeconds"], 30);
+    let release = json!({"metadata": {"finalizers": null}});
+    f.reg.patch(pods, ns, "p", Part::Main, PatchType::Merge, &release, &w()).await.unwrap();
+    let left = f.reg.get(pods, ns, "p").await.expect("the pod waits for its grace period");
+    assert!(left["metadata"].get("finalizers").is_none());
+    // The kubelet's grace-0 delete then removes it.
+    let now = DeleteOptions { grace_period_seconds: Some(0), ..Default::default() };
+    f.reg.delete(pods, ns, "p", &now).await.unwrap();
+    assert_eq!(f.reg.get(pods, ns, "p").await.unwrap_err().code(), 404);
+
+    // The other order: the kubelet stops the containers first, the finalizer goes last.
+    let pod = json!({"metadata": {"name": "q", "finalizers": ["example.com/hold"]},
+                     "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "agnhost"}]}});
+    f.reg.create(pods, ns, pod, &w()).await.unwrap();
+    f.reg.delete(pods, ns, "q", &DeleteOptions::default()).await.unwrap();
+    let (stopped, _) = f.reg.delete(pods, ns, "q", &now).await.unwrap();
+    assert_eq!(stopped["metadata"]["deletionGracePeriodSeconds"], 0);
+    f.reg.get(pods, ns, "q").await.expect("the finalizer holds the pod");
+    let out = f.reg.patch(pods, ns, "q", Part::Main, PatchType::Merge, &release, &w()).await.unwrap();
+    assert!(out.object["metadata"].get("finalizers").is_none());
+    assert_eq!(f.reg.get(pods, ns, "q").await.unwrap_err().code(), 404);
 }
 
 #[tokio::test]

@@ -33,15 +33,6 @@ pub fn prepare_namespace_create(ns: &mut Namespace) {
     ns.status = Some(NamespaceStatus { phase: Some("Active".into()), conditions: None });
 }
 
-/// Spec finalizers change through `/finalize`, status through `/status`.
-pub fn prepare_namespace_update(ns: &mut Namespace, old: &Namespace) {
-    let finalizers = old.spec.as_ref().and_then(|sp| sp.finalizers.clone());
-    if finalizers.is_some() || ns.spec.is_some() {
-        ns.spec.get_or_insert_with(Default::default).finalizers = finalizers;
-    }
-    ns.status = old.status.clone();
-}
-
 pub fn validate_namespace(ns: &Namespace, old: Option<&Namespace>) -> Vec<FieldError> {
     let meta_path = Path::new("metadata");
     if let Some(old) = old {
@@ -84,11 +75,6 @@ pub fn default_node(node: &mut Node) {
             status.allocatable = status.capacity.clone();
         }
     }
-}
-
-/// Node status changes through `/status`.
-pub fn prepare_node_update(node: &mut Node, old: &Node) {
-    node.status = old.status.clone();
 }
 
 fn validate_taints(taints: &[Taint], path: &Path) -> Vec<FieldError> {

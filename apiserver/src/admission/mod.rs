@@ -4,8 +4,9 @@
 //!
 //! The registry drives a write like this:
 //! 1. [`default`] on the decoded body (kube applies defaults while decoding),
-//! 2. [`prepare_for_create`] or [`prepare_for_update`] (status reset/kept, generation,
-//!    Service clusterIP/nodePort carry-over and type-change cleanup),
+//! 2. [`prepare_for_create`] (the status a new object starts with) or [`prepare_for_update`]
+//!    (Service clusterIP/nodePort carry-over and type-change cleanup); system metadata, the
+//!    generation and what each subresource may change are the registry's `strategy`,
 //! 3. [`validate`] (or [`validate_status`] for a `/status` write); a non-empty list
 //!    becomes `ApiError::invalid(res, name, errs)`.
 //!
@@ -245,8 +246,8 @@ pub fn default(res: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// Prepares a new object for storage as kube-apiserver's `PrepareForCreate` does: status
-/// is reset to what a new object of the kind starts with, and kinds with a spec
-/// generation start at generation 1. Call after [`default`], before [`validate`].
+/// is reset to what a new object of the kind starts with (the registry's strategy sets the
+/// system metadata and generation). Call after [`default`], before [`validate`].
 pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
     let done = match (res.group, res.plural) {
         ("", "namespaces") => mutate(res, obj, cluster::prepare_namespace_create),
@@ -255,32 +256,20 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) -> Result<(), Api
         ("", "replicationcontrollers") => mutate(res, obj, workloads::prepare_replication_controller_create),
         ("apps", "deployments") => mutate(res, obj, workloads::prepare_deployment_create),
         ("apps", "replicasets") => mutate(res, obj, workloads::prepare_replica_set_create),
-        ("networking.k8s.io", "networkpolicies") => mutate(res, obj, networking::prepare_network_policy_create),
         ("networking.k8s.io", "ingresses") => mutate(res, obj, networking::prepare_ingress_create),
         _ => Ok(()),
     };
     done.map_err(ApiError::from)
 }
 
-/// Prepares an update of the main resource as kube-apiserver's `PrepareForUpdate` does:
-/// the stored status is kept (it changes through `/status`), generation is bumped when the
-/// spec changes, and Services keep their allocated values and drop fields their new type
-/// does not use. Call after [`default`], before [`validate`].
+/// Prepares an update of the main resource as kube-apiserver's `PrepareForUpdate` does, where
+/// a kind needs more than the registry's generic strategy (which keeps the stored status of
+/// kinds with a `/status` subresource and moves the generation): Services keep their
+/// allocated values and drop fields their new type does not use. Call after [`default`],
+/// before [`validate`].
 pub fn prepare_for_update(res: &ResourceInfo, obj: &mut Value, old: &Value) -> Result<(), ApiError> {
     let done = match (res.group, res.plural) {
-        ("", "namespaces") => mutate_with_old(res, obj, old, cluster::prepare_namespace_update),
-        ("", "pods") => mutate_with_old(res, obj, old, pod::prepare_for_update),
         ("", "services") => mutate_with_old(res, obj, old, service::prepare_for_update),
-        ("", "nodes") => mutate_with_old(res, obj, old, cluster::prepare_node_update),
-        ("", "replicationcontrollers") => {
-            mutate_with_old(res, obj, old, workloads::prepare_replication_controller_update)
-        }
-        ("apps", "deployments") => mutate_with_old(res, obj, old, workloads::prepare_deployment_update),
-        ("apps", "replicasets") => mutate_with_old(res, obj, old, workloads::prepare_replica_set_update),
-        ("networking.k8s.io", "networkpolicies") => {
-            mutate_with_old(res, obj, old, networking::prepare_network_policy_update)
-        }
-        ("networking.k8s.io", "ingresses") => mutate_with_old(res, obj, old, networking::prepare_ingress_update),
         _ => Ok(()),
     };
     done.map_err(ApiError::from)

@@ -47,24 +47,8 @@ pub fn default_ingress_class(ic: &mut IngressClass) {
     }
 }
 
-pub fn prepare_network_policy_create(np: &mut NetworkPolicy) {
-    np.metadata.generation = Some(1);
-}
-
-pub fn prepare_network_policy_update(np: &mut NetworkPolicy, old: &NetworkPolicy) {
-    let gen = old.metadata.generation.unwrap_or(0);
-    np.metadata.generation = Some(if np.spec != old.spec { gen + 1 } else { gen });
-}
-
 pub fn prepare_ingress_create(ing: &mut Ingress) {
     ing.status = Some(IngressStatus::default());
-    ing.metadata.generation = Some(1);
-}
-
-pub fn prepare_ingress_update(ing: &mut Ingress, old: &Ingress) {
-    ing.status = old.status.clone();
-    let gen = old.metadata.generation.unwrap_or(0);
-    ing.metadata.generation = Some(if ing.spec != old.spec { gen + 1 } else { gen });
 }
 
 /// `ValidateNetworkPolicy` / `ValidateNetworkPolicyUpdate`.

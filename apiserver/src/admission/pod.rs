@@ -121,11 +121,6 @@ pub fn prepare_for_create(pod: &mut Pod) {
     pod.status = Some(PodStatus { phase: Some("Pending".into()), qos_class: Some(qos.into()), ..Default::default() });
 }
 
-/// `PrepareForUpdate`: the status is kept (it changes through `/status`).
-pub fn prepare_for_update(pod: &mut Pod, old: &Pod) {
-    pod.status = old.status.clone();
-}
-
 /// `ValidatePodCreate` / `ValidatePodUpdate`.
 pub fn validate(pod: &Pod, old: Option<&Pod>) -> Vec<FieldError> {
     let spec = pod.spec.clone().unwrap_or_default();

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentStatus, DeploymentStrategy, ReplicaSet, ReplicaSetStatus, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{PodTemplateSpec, ReplicationController, ReplicationControllerStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use knet_apimachinery::field::{FieldError, Path};
 use knet_apimachinery::validation as v;
@@ -68,43 +68,18 @@ pub fn default_deployment(d: &mut Deployment) {
     default_template(&mut spec.template);
 }
 
-/// New generation on update: the old one, plus one when `changed`.
-fn next_generation(old: &ObjectMeta, changed: bool) -> Option<i64> {
-    let gen = old.generation.unwrap_or(0);
-    Some(if changed { gen + 1 } else { gen })
-}
+// Generations (and keeping the status on updates) are the registry's `strategy`, for every kind.
 
 pub fn prepare_replication_controller_create(rc: &mut ReplicationController) {
     rc.status = Some(ReplicationControllerStatus::default());
-    rc.metadata.generation = Some(1);
-}
-
-pub fn prepare_replication_controller_update(rc: &mut ReplicationController, old: &ReplicationController) {
-    rc.status = old.status.clone();
-    rc.metadata.generation = next_generation(&old.metadata, rc.spec != old.spec);
 }
 
 pub fn prepare_replica_set_create(rs: &mut ReplicaSet) {
     rs.status = Some(ReplicaSetStatus::default());
-    rs.metadata.generation = Some(1);
-}
-
-pub fn prepare_replica_set_update(rs: &mut ReplicaSet, old: &ReplicaSet) {
-    rs.status = old.status.clone();
-    rs.metadata.generation = next_generation(&old.metadata, rs.spec != old.spec);
 }
 
 pub fn prepare_deployment_create(d: &mut Deployment) {
     d.status = Some(DeploymentStatus::default());
-    d.metadata.generation = Some(1);
-}
-
-/// Spec and annotation changes bump a Deployment's generation (annotations are copied
-/// to its ReplicaSets).
-pub fn prepare_deployment_update(d: &mut Deployment, old: &Deployment) {
-    d.status = old.status.clone();
-    let changed = d.spec != old.spec || d.metadata.annotations != old.metadata.annotations;
-    d.metadata.generation = next_generation(&old.metadata, changed);
 }
 
 fn template_labels(t: &PodTemplateSpec) -> Option<&BTreeMap<String, String>> {

@@ -227,30 +227,20 @@ pub(super) fn resource_paths(res: &ResourceInfo) -> Vec<(String, Value)> {
     };
     let mut out = Vec::new();
 
+    // GET of the collection, in one namespace or (`id` …ForAllNamespaces) in all.
+    let list_op = |id: String| {
+        let responses = responses(&[("200", "OK")], &list, LIST_RESPONSE_TYPES);
+        let description = format!("list or watch objects of kind {k}");
+        Op { id, description, action: "list", params: list_params(true), body: None, responses, gvk: gvk.clone() }
+            .into_value(res)
+    };
     if res.namespaced {
-        let op = Op {
-            id: format!("list{g}{k}ForAllNamespaces"),
-            description: format!("list or watch objects of kind {k}"),
-            action: "list",
-            params: list_params(true),
-            body: None,
-            responses: responses(&[("200", "OK")], &list, LIST_RESPONSE_TYPES),
-            gvk: gvk.clone(),
-        };
-        out.push((format!("{base}/{}", res.plural), json!({"get": op.into_value(res), "parameters": [pretty()]})));
+        let op = list_op(format!("list{g}{k}ForAllNamespaces"));
+        out.push((format!("{base}/{}", res.plural), json!({"get": op, "parameters": [pretty()]})));
     }
 
     let mut item = Map::new();
-    let list_op = Op {
-        id: format!("list{g}{ns}{k}"),
-        description: format!("list or watch objects of kind {k}"),
-        action: "list",
-        params: list_params(true),
-        body: None,
-        responses: responses(&[("200", "OK")], &list, LIST_RESPONSE_TYPES),
-        gvk: gvk.clone(),
-    };
-    item.insert("get".into(), list_op.into_value(res));
+    item.insert("get".into(), list_op(format!("list{g}{ns}{k}")));
     let create = Op {
         id: format!("create{g}{ns}{k}"),
         description: format!("create a {k}"),
@@ -277,26 +267,9 @@ pub(super) fn resource_paths(res: &ResourceInfo) -> Vec<(String, Value)> {
     out.push((collection.clone(), Value::Object(item)));
 
     let mut one = Map::new();
-    let read = Op {
-        id: format!("read{g}{ns}{k}"),
-        description: format!("read the specified {k}"),
-        action: "get",
-        params: vec![],
-        body: None,
-        responses: responses(&[("200", "OK")], &obj, RESPONSE_TYPES),
-        gvk: gvk.clone(),
-    };
-    one.insert("get".into(), read.into_value(res));
-    let replace = Op {
-        id: format!("replace{g}{ns}{k}"),
-        description: format!("replace the specified {k}"),
-        action: "put",
-        params: write_params(),
-        body: Some(body(&obj, &["*/*"])),
-        responses: responses(&[("200", "OK"), ("201", "Created")], &obj, RESPONSE_TYPES),
-        gvk: gvk.clone(),
-    };
-    one.insert("put".into(), replace.into_value(res));
+    one.insert("get".into(), read_op(res, format!("read{g}{ns}{k}"), format!("read the specified {k}"), &obj, &gvk));
+    let replace = replace_op(res, format!("replace{g}{ns}{k}"), format!("replace the specified {k}"), &obj, &gvk);
+    one.insert("put".into(), replace);
     let delete = Op {
         id: format!("delete{g}{ns}{k}"),
         description: format!("delete a {k}"),
@@ -341,55 +314,56 @@ pub(super) fn resource_paths(res: &ResourceInfo) -> Vec<(String, Value)> {
                 };
                 m.insert("post".into(), op.into_value(res));
             }
-            "finalize" => {
-                let op = Op {
-                    id: format!("replace{g}{ns}{k}{cap}"),
-                    description: format!("replace {sub} of the specified {k}"),
-                    action: "put",
-                    params: write_params(),
-                    body: Some(body(&sub_obj, &["*/*"])),
-                    responses: responses(&[("200", "OK"), ("201", "Created")], &sub_obj, RESPONSE_TYPES),
-                    gvk: sub_gvk,
-                };
-                m.insert("put".into(), op.into_value(res));
-            }
             _ => {
-                let read = Op {
-                    id: format!("read{g}{ns}{k}{cap}"),
-                    description: format!("read {sub} of the specified {k}"),
-                    action: "get",
-                    params: vec![],
-                    body: None,
-                    responses: responses(&[("200", "OK")], &sub_obj, RESPONSE_TYPES),
-                    gvk: sub_gvk.clone(),
-                };
-                m.insert("get".into(), read.into_value(res));
-                let replace = Op {
-                    id: format!("replace{g}{ns}{k}{cap}"),
-                    description: format!("replace {sub} of the specified {k}"),
-                    action: "put",
-                    params: write_params(),
-                    body: Some(body(&sub_obj, &["*/*"])),
-                    responses: responses(&[("200", "OK"), ("201", "Created")], &sub_obj, RESPONSE_TYPES),
-                    gvk: sub_gvk.clone(),
-                };
-                m.insert("put".into(), replace.into_value(res));
-                m.insert(
-                    "patch".into(),
-                    patch_op(
-                        res,
-                        format!("patch{g}{ns}{k}{cap}"),
-                        format!("partially update {sub} of the specified {k}"),
-                        &sub_obj,
-                        sub_gvk,
-                    ),
+                // `status` and `scale` are read, replaced and patched; a namespace's `finalize` only replaced.
+                let (id, description) = (format!("{k}{cap}"), format!("{sub} of the specified {k}"));
+                let whole = sub != "finalize";
+                if whole {
+                    let read =
+                        read_op(res, format!("read{g}{ns}{id}"), format!("read {description}"), &sub_obj, &sub_gvk);
+                    m.insert("get".into(), read);
+                }
+                let replace = replace_op(
+                    res,
+                    format!("replace{g}{ns}{id}"),
+                    format!("replace {description}"),
+                    &sub_obj,
+                    &sub_gvk,
                 );
+                m.insert("put".into(), replace);
+                if whole {
+                    let description = format!("partially update {description}");
+                    m.insert(
+                        "patch".into(),
+                        patch_op(res, format!("patch{g}{ns}{id}"), description, &sub_obj, sub_gvk),
+                    );
+                }
             }
         }
         m.insert("parameters".into(), scope_params(vec![name_param(sub_kind)]));
         out.push((format!("{collection}/{{name}}/{sub}"), Value::Object(m)));
     }
     out
+}
+
+/// GET of one object (or of one of its subresources).
+fn read_op(res: &ResourceInfo, id: String, description: String, answer: &Value, gvk: &Value) -> Value {
+    let responses = responses(&[("200", "OK")], answer, RESPONSE_TYPES);
+    Op { id, description, action: "get", params: vec![], body: None, responses, gvk: gvk.clone() }.into_value(res)
+}
+
+/// PUT of one object (or of one of its subresources).
+fn replace_op(res: &ResourceInfo, id: String, description: String, obj: &Value, gvk: &Value) -> Value {
+    Op {
+        id,
+        description,
+        action: "put",
+        params: write_params(),
+        body: Some(body(obj, &["*/*"])),
+        responses: responses(&[("200", "OK"), ("201", "Created")], obj, RESPONSE_TYPES),
+        gvk: gvk.clone(),
+    }
+    .into_value(res)
 }
 
 fn patch_op(res: &ResourceInfo, id: String, description: String, answer: &Value, gvk: Value) -> Value {

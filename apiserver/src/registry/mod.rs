@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod decode;
+mod delete;
 mod options;
 mod read;
 pub mod strategy;

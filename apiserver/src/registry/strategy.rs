@@ -1,9 +1,15 @@
-//! What creates and updates may change, per kind: kube-apiserver's `PrepareForCreate`
-//! and `PrepareForUpdate`, status-subresource semantics, and system metadata.
+//! What creates, updates and deletes may change, per kind: kube-apiserver's `PrepareForCreate`
+//! and `PrepareForUpdate` with the generic `BeforeUpdate` (system metadata, generation), the
+//! status and finalize subresources ([`status`]) and graceful deletion ([`delete`]).
+
+mod delete;
+mod status;
 
 use serde_json::{json, Map, Value};
 
 use crate::resources::ResourceInfo;
+
+pub use delete::{deletes_on_update, plan_delete, Deletion};
 
 /// Which part of an object a write targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +61,7 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     // The per-kind status a new object starts with is admission's (`admission::prepare_for_create`);
     // what is generic to the API machinery stays here. Namespaces wait for the namespace
     // controller's `kubernetes` finalizer, as in kube-apiserver.
-    if res.group.is_empty() && res.plural == "namespaces" {
+    if is_namespaces(res) {
         if let Some(o) = obj.as_object_mut() {
             let spec = o.entry("spec").or_insert_with(|| json!({}));
             if let Some(spec) = spec.as_object_mut() {
@@ -106,11 +112,12 @@ fn keep_system_metadata(new: &mut Value, old: &Value) {
     meta.remove("managedFields");
 }
 
-/// Makes `new` what an update of `part` may produce from `old`.
+/// Makes `new` what an update of `part` may produce from `old`: the generic `BeforeUpdate` (system
+/// metadata is the stored one; only main updates move the generation) and the part's strategy.
 pub fn prepare_for_update(res: &ResourceInfo, part: Part, new: &mut Value, old: &Value) {
+    keep_system_metadata(new, old);
     match part {
         Part::Main => {
-            keep_system_metadata(new, old);
             if res.has_subresource("status") {
                 match old.get("status") {
                     Some(s) => new["status"] = s.clone(),
@@ -122,7 +129,7 @@ pub fn prepare_for_update(res: &ResourceInfo, part: Part, new: &mut Value, old: 
                 }
             }
             // Namespace spec.finalizers only change through /finalize.
-            if res.group.is_empty() && res.plural == "namespaces" {
+            if is_namespaces(res) {
                 let f = old.pointer("/spec/finalizers").cloned();
                 if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
                     match f {
@@ -133,37 +140,32 @@ pub fn prepare_for_update(res: &ResourceInfo, part: Part, new: &mut Value, old: 
                     new["spec"] = json!({"finalizers": f});
                 }
             }
+            follow_generation(res, new, old);
         }
-        Part::Status => {
-            let status = new.get("status").cloned();
-            *new = old.clone();
-            match status {
-                Some(s) => new["status"] = s,
-                None => {
-                    if let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
-                }
-            }
-        }
-        Part::Finalize => {
-            let f = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
-            *new = old.clone();
-            if !new.get("spec").is_some_and(Value::is_object) {
-                new["spec"] = json!({});
-            }
-            new["spec"]["finalizers"] = f;
-        }
+        Part::Status => status::prepare_status(res, new, old),
+        Part::Finalize => status::prepare_finalize(new, old),
     }
-    follow_generation(new, old);
     drop_empty_metadata(new);
 }
 
-/// Sets `new`'s generation: `old`'s, plus one when the spec (everything but metadata and status) changed.
-/// Also to be called after defaulting, so that a spec that only lacked defaults is no change.
-pub fn follow_generation(new: &mut Value, old: &Value) {
+fn is_namespaces(res: &ResourceInfo) -> bool {
+    res.group.is_empty() && res.plural == "namespaces"
+}
+
+/// The annotations of an object (none and empty alike).
+fn annotations(v: &Value) -> Map<String, Value> {
+    v.pointer("/metadata/annotations").and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+/// Sets the generation of a main-resource update: `old`'s, plus one when what the generation tracks
+/// changed: the spec (everything but metadata and status), and for Deployments their annotations too
+/// (they are copied to the Deployment's ReplicaSets). Also to be called after defaulting, so that a
+/// spec that only lacked defaults is no change.
+pub fn follow_generation(res: &ResourceInfo, new: &mut Value, old: &Value) {
     let old_gen = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-    let gen = if spec_part(new) != spec_part(old) { old_gen + 1 } else { old_gen };
+    let deployment = res.group == "apps" && res.plural == "deployments";
+    let changed = spec_part(new) != spec_part(old) || (deployment && annotations(new) != annotations(old));
+    let gen = if changed { old_gen + 1 } else { old_gen };
     if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("generation".into(), json!(gen));
     }
@@ -189,9 +191,8 @@ fn drop_empty_metadata(obj: &mut Value) {
 /// Does the object wait on finalizers (metadata, or a namespace's spec)?
 pub fn has_finalizers(res: &ResourceInfo, obj: &Value) -> bool {
     let meta = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
-    let spec = res.group.is_empty()
-        && res.plural == "namespaces"
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+    let spec =
+        is_namespaces(res) && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
     meta || spec
 }
 
@@ -244,7 +245,7 @@ mod tests {
         let mut st = json!({"metadata": {"name": "x", "labels": {"a": "3"}}, "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "1.1.1.1"}]}}});
         prepare_for_update(svc_res(), Part::Status, &mut st, &old);
         assert_eq!(st["spec"], old["spec"]);
-        assert_eq!(st["metadata"]["labels"]["a"], "1");
+        assert_eq!(st["metadata"]["labels"]["a"], "3", "a Service's status write may change its labels");
         assert_eq!(st["status"]["loadBalancer"]["ingress"][0]["ip"], "1.1.1.1");
         assert_eq!(st["metadata"]["generation"], 1);
     }
@@ -258,7 +259,7 @@ mod tests {
         assert_eq!(new["metadata"]["generation"], 4, "before defaulting the spec looks changed");
         assert!(new["metadata"].get("labels").is_none() && new["metadata"].get("annotations").is_none(), "{new}");
         new["spec"]["ports"][0]["protocol"] = json!("TCP");
-        follow_generation(&mut new, &old);
+        follow_generation(svc_res(), &mut new, &old);
         assert_eq!(new["metadata"]["generation"], 3);
         let mut created = json!({"metadata": {"name": "x", "finalizers": [], "labels": {"a": "1"}}});
         prepare_for_create(svc_res(), &mut created);

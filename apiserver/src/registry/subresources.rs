@@ -4,12 +4,14 @@ use serde_json::{json, Value};
 
 use knet_apimachinery::field::{FieldError, Path};
 
+use super::delete::precondition_failure;
 use super::strategy::{self, Part};
 use super::write::Written;
-use super::{decode, encode, key, PatchType, Registry, WriteOptions};
+use super::{decode, key, PatchType, Registry, WriteOptions};
+use crate::alloc::Plan;
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
-use crate::storage::{Compare, Op, Txn};
+use crate::storage::Compare;
 
 /// The label selector of a workload as the string form Scale carries.
 fn selector_string(obj: &Value) -> String {
@@ -182,8 +184,9 @@ impl Registry {
             name: name.into(),
             detail,
         };
-        let want_uid = binding.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-        let want_rv = binding.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        // The binding's uid and resourceVersion, when set, are preconditions.
+        let want_uid = binding.pointer("/metadata/uid").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let want_rv = binding.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty());
         let bound = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         let k = key(res, ns, name);
         for _ in 0..16 {
@@ -191,17 +194,8 @@ impl Registry {
                 return Err(ApiError::not_found(res, name));
             };
             let mut pod = decode(&kv)?;
-            let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
-            if !want_uid.is_empty() && want_uid != uid {
-                return Err(conflict(format!(
-                    "Precondition failed: UID in precondition: {want_uid}, UID in object meta: {uid}"
-                )));
-            }
-            let rv = kv.mod_revision.to_string();
-            if !want_rv.is_empty() && want_rv != rv {
-                return Err(conflict(format!(
-                    "Precondition failed: ResourceVersion in precondition: {want_rv}, ResourceVersion in object meta: {rv}"
-                )));
+            if let Some(why) = precondition_failure(want_uid, want_rv, &pod, kv.mod_revision) {
+                return Err(conflict(why));
             }
             if strategy::is_deleting(&pod) {
                 return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
@@ -222,13 +216,8 @@ impl Registry {
             if opts.dry_run {
                 return Ok(bound);
             }
-            let r = self
-                .store
-                .txn(Txn {
-                    compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)],
-                    ops: vec![Op::Put { key: k.clone(), value: encode(&pod)? }],
-                })
-                .await?;
+            let r =
+                self.commit_put(Compare::ModRevision(k.clone(), kv.mod_revision), &k, &pod, &Plan::default()).await?;
             if r.succeeded {
                 return Ok(bound);
             }

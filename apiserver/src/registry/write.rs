@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 
 use super::decode::{check_type_meta, field_validation};
 use super::strategy::{self, Part};
-use super::{
-    decode, encode, key, name_of, namespace_of, DeleteOptions, ListOptions, PatchType, Registry, WriteOptions,
-};
+use super::{decode, encode, key, name_of, namespace_of, PatchType, Registry, WriteOptions};
 use crate::admission;
 use crate::alloc::{AllocError, Guard, Plan};
 use crate::convert;
@@ -23,7 +21,7 @@ use crate::resources::{self, ResourceInfo};
 use crate::storage::{Compare, Op, Txn};
 
 /// How many times an unpinned write is retried on concurrent modification.
-const RETRIES: usize = 16;
+pub(super) const RETRIES: usize = 16;
 
 /// The result of a write.
 #[derive(Debug)]
@@ -35,7 +33,7 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
-fn is_services(res: &ResourceInfo) -> bool {
+pub(super) fn is_services(res: &ResourceInfo) -> bool {
     res.group.is_empty() && res.plural == "services"
 }
 
@@ -89,7 +87,7 @@ fn guard_error(res: &ResourceInfo, name: &str, plan: &Plan, failed: &[usize], ba
 impl Registry {
     /// Writes `obj` at `k` together with an allocation plan in one transaction guarded by
     /// `guard` (compare 0) and the plan's compares (1…), and settles the plan.
-    async fn commit_put(
+    pub(super) async fn commit_put(
         &self,
         guard: Compare,
         k: &str,
@@ -293,7 +291,7 @@ impl Registry {
                     admission::default(sres, &mut new)?;
                     admission::prepare_for_update(sres, &mut new, &old)?;
                     // Defaults may have made the spec what it was: then it is not a new generation.
-                    strategy::follow_generation(&mut new, &old);
+                    strategy::follow_generation(sres, &mut new, &old);
                 }
                 Part::Status => admission::default(sres, &mut new)?,
                 Part::Finalize => {}
@@ -308,21 +306,14 @@ impl Registry {
             if strategy::same(&new, &old) {
                 return Ok(Written { object: old, code: StatusCode::OK, warnings });
             }
-            // The last finalizer of a deleting object is gone: the object goes.
-            if strategy::is_deleting(&new) && !strategy::has_finalizers(res, &new) {
+            // The last finalizer of an object whose deletion is due is gone: the object goes (a pod in
+            // graceful deletion stays until its grace period is over).
+            if strategy::deletes_on_update(sres, &new, &old) {
                 if opts.dry_run {
                     return Ok(Written { object: new, code: StatusCode::OK, warnings });
                 }
-                let plan = if is_services(sres) { self.alloc.plan_release(&old) } else { Plan::default() };
-                let mut ops = vec![Op::Delete { key: k.clone() }];
-                ops.extend(plan.ops.iter().cloned());
-                let r = self
-                    .store
-                    .txn(Txn { compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)], ops })
-                    .await?;
-                self.alloc.finish(&plan, r.succeeded);
-                if r.succeeded {
-                    super::set_resource_version(&mut new, r.revision);
+                if let Some(rev) = self.remove(sres, &k, kv.mod_revision, &old).await? {
+                    super::set_resource_version(&mut new, rev);
                     return Ok(Written { object: new, code: StatusCode::OK, warnings });
                 }
                 if pinned {
@@ -466,168 +457,5 @@ impl Registry {
             }
         })
         .await
-    }
-
-    /// DELETE of one object. Returns the object as it was deleted (or as it now waits
-    /// on finalizers / graceful termination), as `res` shows it, and the HTTP code.
-    pub async fn delete(
-        &self,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        name: &str,
-        opts: &DeleteOptions,
-    ) -> Result<(Value, StatusCode), ApiError> {
-        let (obj, code) = self.delete_stored(res, ns, name, opts).await?;
-        Ok((convert::to_view(res, obj), code))
-    }
-
-    /// [`Registry::delete`] answering with the object in its stored form.
-    async fn delete_stored(
-        &self,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        name: &str,
-        opts: &DeleteOptions,
-    ) -> Result<(Value, StatusCode), ApiError> {
-        let k = key(res, ns, name);
-        for _ in 0..RETRIES {
-            let Some(kv) = self.store.get(&k).await? else {
-                return Err(ApiError::not_found(res, name));
-            };
-            let old = decode(&kv)?;
-            if let Some(uid) = &opts.precondition_uid {
-                let cur = old.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-                if uid != cur {
-                    return Err(ApiError::conflict_with(
-                        res,
-                        name,
-                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {cur}"),
-                    ));
-                }
-            }
-            if let Some(rv) = &opts.precondition_resource_version {
-                if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict_with(
-                        res,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            kv.mod_revision
-                        ),
-                    ));
-                }
-            }
-            let mut new = old.clone();
-            // Propagation policy finalizers (the garbage collector completes them).
-            let policy_finalizer = match opts.policy() {
-                "Orphan" => Some("orphan"),
-                "Foreground" => Some("foregroundDeletion"),
-                _ => None,
-            };
-            if let Some(f) = policy_finalizer {
-                if !strategy::is_deleting(&old) {
-                    let list =
-                        new["metadata"].as_object_mut().map(|m| m.entry("finalizers").or_insert_with(|| json!([])));
-                    if let Some(Value::Array(a)) = list {
-                        if !a.iter().any(|x| x == f) {
-                            a.push(json!(f));
-                        }
-                    }
-                }
-            }
-            // Graceful deletion of pods bound to a node: the node agent finishes it.
-            let mut grace: i64 = 0;
-            if res.group.is_empty() && res.plural == "pods" {
-                let bound = new.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-                let phase = new.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
-                let terminal = matches!(phase, "Succeeded" | "Failed");
-                let default_grace =
-                    new.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
-                grace = if bound && !terminal { opts.grace_period_seconds.unwrap_or(default_grace) } else { 0 };
-                if let Some(cur) = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64) {
-                    if strategy::is_deleting(&old) && grace >= cur && grace > 0 {
-                        return Ok((old, StatusCode::ACCEPTED));
-                    }
-                }
-            }
-            let wait_finalizers = strategy::has_finalizers(res, &new);
-            if grace > 0 || wait_finalizers {
-                if strategy::is_deleting(&old) && grace == 0 {
-                    return Ok((old, StatusCode::ACCEPTED));
-                }
-                let ts = jiff::Timestamp::now()
-                    .checked_add(jiff::SignedDuration::from_secs(grace))
-                    .ok()
-                    .and_then(|t| t.round(jiff::Unit::Second).ok())
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(strategy::now);
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.insert("deletionTimestamp".into(), json!(ts));
-                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-                }
-                if res.group.is_empty() && res.plural == "namespaces" {
-                    new["status"]["phase"] = json!("Terminating");
-                }
-                if opts.dry_run {
-                    return Ok((new, StatusCode::ACCEPTED));
-                }
-                let r = self
-                    .store
-                    .txn(Txn {
-                        compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)],
-                        ops: vec![Op::Put { key: k.clone(), value: encode(&new)? }],
-                    })
-                    .await?;
-                if r.succeeded {
-                    super::set_resource_version(&mut new, r.revision);
-                    return Ok((new, StatusCode::ACCEPTED));
-                }
-                continue;
-            }
-            if opts.dry_run {
-                return Ok((old, StatusCode::OK));
-            }
-            let plan =
-                if is_services(resources::storage_of(res)) { self.alloc.plan_release(&old) } else { Plan::default() };
-            let mut ops = vec![Op::Delete { key: k.clone() }];
-            ops.extend(plan.ops.iter().cloned());
-            let r =
-                self.store.txn(Txn { compares: vec![Compare::ModRevision(k.clone(), kv.mod_revision)], ops }).await?;
-            self.alloc.finish(&plan, r.succeeded);
-            if r.succeeded {
-                let mut gone = old;
-                super::set_resource_version(&mut gone, r.revision);
-                return Ok((gone, StatusCode::OK));
-            }
-        }
-        Err(ApiError::conflict(res, name))
-    }
-
-    /// DELETE of a collection: every object matching the selectors.
-    pub async fn delete_collection(
-        &self,
-        res: &ResourceInfo,
-        ns: Option<&str>,
-        list_opts: &ListOptions,
-        opts: &DeleteOptions,
-    ) -> Result<Value, ApiError> {
-        let listing =
-            self.list(res, ns, &ListOptions { limit: None, continue_token: None, ..list_opts.clone() }).await?;
-        let mut items = Vec::new();
-        for obj in listing.items {
-            let name = name_of(&obj.value).to_string();
-            let ons = namespace_of(&obj.value).map(String::from);
-            match self.delete(res, ons.as_deref(), &name, opts).await {
-                Ok((o, _)) => items.push(o),
-                Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(json!({
-            "kind": res.list_kind,
-            "apiVersion": res.api_version(),
-            "metadata": {"resourceVersion": self.store.revision().to_string()},
-            "items": items,
-        }))
     }
 }
