@@ -125,8 +125,7 @@ impl DeploymentController {
 
     /// `getReplicaSetsForDeployment`: the ReplicaSets the Deployment controls, after adoption and release.
     async fn replica_sets_for(&self, d: &Deployment, key: &ObjectKey) -> Result<Vec<ReplicaSet>, DeploymentError> {
-        let selector = labels::from_optional_label_selector(d.spec.as_ref().map(|s| &s.selector))
-            .map_err(|source| DeploymentError::Selector { key: key.clone(), source })?;
+        let selector = util::selector(d).map_err(|source| DeploymentError::Selector { key: key.clone(), source })?;
         let candidates = self.shared.replica_sets.list_namespace(&key.namespace);
         let claimed = claim::claim_all(&self.shared.client, d, &selector, &candidates)
             .await
@@ -138,7 +137,7 @@ impl DeploymentController {
     fn pod_map(&self, d: &Deployment, rss: &[ReplicaSet]) -> PodMap {
         let mut map: PodMap = rss.iter().filter_map(|r| r.metadata.uid.clone()).map(|u| (u, Vec::new())).collect();
         let namespace = d.metadata.namespace.as_deref().unwrap_or("");
-        let Ok(selector) = labels::from_optional_label_selector(d.spec.as_ref().map(|s| &s.selector)) else {
+        let Ok(selector) = util::selector(d) else {
             return map;
         };
         for pod in self.shared.pods.select(namespace, &selector) {

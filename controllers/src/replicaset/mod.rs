@@ -7,6 +7,7 @@ pub mod claim;
 pub mod controller;
 pub mod expectations;
 pub mod handlers;
+pub mod owners;
 pub mod pods;
 pub mod ranking;
 pub mod status;
