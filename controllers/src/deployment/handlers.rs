@@ -29,21 +29,7 @@ pub fn replica_set_change(change: &Change<ReplicaSet>, deployments: &Store<Deplo
             }
             None => Vec::new(),
         },
-        (Some(old), Some(new)) => {
-            let ref_changed = pods::controller_of(&old.metadata) != pods::controller_of(&new.metadata);
-            let mut keys = Vec::new();
-            if ref_changed {
-                keys.extend(owning_deployment(old, deployments));
-            }
-            if let Some(key) = owning_deployment(new, deployments) {
-                keys.push(key);
-            } else if pods::controller_of(&new.metadata).is_none()
-                && (ref_changed || old.metadata.labels != new.metadata.labels)
-            {
-                keys.extend(selecting(new, deployments));
-            }
-            keys
-        }
+        (Some(old), Some(new)) => owners::updated(&old.metadata, &new.metadata, deployments, util::selector),
         (Some(old), None) => owning_deployment(old, deployments).into_iter().collect(),
         (None, None) => Vec::new(),
     }

@@ -60,19 +60,7 @@ pub fn pod_change<K: ReplicaController>(
                 }
                 return keys;
             }
-            let old_ref = pods::controller_of(&old.metadata);
-            let new_ref = pods::controller_of(&new.metadata);
-            let ref_changed = old_ref != new_ref;
-            let mut keys = Vec::new();
-            if ref_changed {
-                keys.extend(resolve(old, owners));
-            }
-            if let Some(key) = resolve(new, owners) {
-                keys.push(key);
-            } else if new_ref.is_none() && (labels_changed || ref_changed) {
-                keys.extend(selecting(new, owners));
-            }
-            keys
+            owners::updated(&old.metadata, &new.metadata, owners, K::selector)
         }
         (Some(old), None) => deleted(old, owners, exp),
         (None, None) => Vec::new(),
@@ -82,23 +70,12 @@ pub fn pod_change<K: ReplicaController>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::sync::Arc;
 
     fn rs(name: &str, uid: &str, app: &str) -> Arc<ReplicaSet> {
-        let mut r = ReplicaSet::default();
-        r.metadata.namespace = Some("ns".into());
-        r.metadata.name = Some(name.into());
-        r.metadata.uid = Some(uid.into());
-        r.spec = Some(ReplicaSetSpec {
-            selector: LabelSelector {
-                match_labels: Some([("app".to_string(), app.to_string())].into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        });
-        Arc::new(r)
+        Arc::new(owners::tests::rs(name, uid, Some(app)))
     }
 
     fn pod(name: &str, app: &str, owner: Option<&ReplicaSet>) -> Arc<Pod> {

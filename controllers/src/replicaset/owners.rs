@@ -45,8 +45,31 @@ pub fn selecting<K: Resource>(
         .collect()
 }
 
+/// The controllers to sync after an update of an object (upstream `updatePod` / `updateReplicaSet`): its
+/// former controller when the controller reference changed, and its controller — or, for an orphan whose
+/// labels or reference changed, every controller selecting it, which may adopt it.
+pub fn updated<K: Resource<DynamicType = ()>>(
+    old: &ObjectMeta,
+    new: &ObjectMeta,
+    owners: &Store<K>,
+    selector: impl Fn(&K) -> Result<Selector, LabelSelectorError>,
+) -> Vec<ObjectKey> {
+    let new_ref = pods::controller_of(new);
+    let ref_changed = pods::controller_of(old) != new_ref;
+    let mut keys = Vec::new();
+    if ref_changed {
+        keys.extend(resolve(old, owners));
+    }
+    if let Some(key) = resolve(new, owners) {
+        keys.push(key);
+    } else if new_ref.is_none() && (ref_changed || old.labels != new.labels) {
+        keys.extend(selecting(new, owners, selector));
+    }
+    keys
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
     use k8s_openapi::api::core::v1::ReplicationController;
@@ -54,7 +77,8 @@ mod tests {
     use knet_apimachinery::labels;
     use std::sync::Arc;
 
-    fn rs(name: &str, uid: &str, selector: Option<&str>) -> ReplicaSet {
+    /// A ReplicaSet `name` in namespace "ns" selecting `app=<selector>` (everything when `None`).
+    pub(crate) fn rs(name: &str, uid: &str, selector: Option<&str>) -> ReplicaSet {
         let mut r = ReplicaSet::default();
         r.metadata.namespace = Some("ns".into());
         r.metadata.name = Some(name.into());
@@ -104,5 +128,31 @@ mod tests {
         assert_eq!(selecting(&meta, &rss, rs_selector), vec![ObjectKey::new("ns", "web")]);
         let elsewhere = ObjectMeta { namespace: Some("other".into()), ..meta };
         assert!(selecting(&elsewhere, &rss, rs_selector).is_empty());
+    }
+
+    #[test]
+    fn updates_wake_the_former_controller_and_new_selectors() {
+        let rss = Store::new();
+        let web = rs("web", "u1", Some("web"));
+        rss.apply(Arc::new(web.clone()));
+        rss.apply(Arc::new(rs("db", "u2", Some("db"))));
+        let labelled = |app: &str, owner: Option<&ReplicaSet>| ObjectMeta {
+            namespace: Some("ns".into()),
+            labels: Some([("app".to_string(), app.to_string())].into()),
+            owner_references: owner.map(|o| vec![pods::controller_ref(o)]),
+            ..Default::default()
+        };
+        let (web_key, db_key) = (ObjectKey::new("ns", "web"), ObjectKey::new("ns", "db"));
+        // Released by web and relabelled: web hears of it, and db may adopt it.
+        let updated_keys = updated(&labelled("web", Some(&web)), &labelled("db", None), &rss, rs_selector);
+        assert_eq!(updated_keys, vec![web_key.clone(), db_key.clone()]);
+        // An owned object relabelled wakes only its controller (which will release it).
+        assert_eq!(
+            updated(&labelled("web", Some(&web)), &labelled("db", Some(&web)), &rss, rs_selector),
+            vec![web_key]
+        );
+        // An orphan whose labels did not change wakes nobody.
+        assert!(updated(&labelled("db", None), &labelled("db", None), &rss, rs_selector).is_empty());
+        assert_eq!(updated(&labelled("x", None), &labelled("db", None), &rss, rs_selector), vec![db_key]);
     }
 }
