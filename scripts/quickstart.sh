@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # knet's first command: installs what is missing, builds, and starts knet-apiserver on
-# https://127.0.0.1:6443 in the background, then prints how to use kubectl with it.
-# (Later issues make it bring up the whole lab and run the demo.)
+# https://127.0.0.1:6443 and knet-controllers against it in the background, then prints how to use
+# kubectl with them. (Later issues make it bring up the whole lab and run the demo.)
 #
-#   scripts/quickstart.sh          install, build, (re)start the API server
-#   scripts/quickstart.sh stop     stop it
+#   scripts/quickstart.sh          install, build, (re)start the API server and the controllers
+#   scripts/quickstart.sh stop     stop them
 #
 # Environment: KNET_BIND_ADDRESS (default 127.0.0.1), KNET_SECURE_PORT (default 6443),
 # KNET_STATE_DIR (default target/knet: data directory, kubeconfig, log, pid file).
@@ -17,14 +17,17 @@ state=${KNET_STATE_DIR:-$root/target/knet}
 pidfile=$state/knet-apiserver.pid
 kubeconfig=$state/admin.kubeconfig
 log=$state/knet-apiserver.log
+ctrl_pidfile=$state/knet-controllers.pid
+ctrl_log=$state/knet-controllers.log
 
-stop() {
-  if [ -f "$pidfile" ]; then
-    local pid
-    pid=$(cat "$pidfile")
-    # Only stop the process we started: check that the pid still runs knet-apiserver.
-    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = knet-apiserver ]; then
-      echo "stopping knet-apiserver (pid $pid)"
+# stop_one NAME PIDFILE: stops the process we started, checking that the pid still runs NAME.
+stop_one() {
+  local name=$1 file=$2 pid
+  if [ -f "$file" ]; then
+    pid=$(cat "$file")
+    # /proc/PID/comm holds at most 15 characters of the name.
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "${name:0:15}" ]; then
+      echo "stopping $name (pid $pid)"
       kill "$pid"
       for _ in $(seq 1 100); do
         [ -d "/proc/$pid" ] || break
@@ -32,8 +35,13 @@ stop() {
       done
       [ ! -d "/proc/$pid" ] || kill -9 "$pid"
     fi
-    rm -f "$pidfile"
+    rm -f "$file"
   fi
+}
+
+stop() {
+  stop_one knet-controllers "$ctrl_pidfile"
+  stop_one knet-apiserver "$pidfile"
 }
 
 if [ "${1:-}" = stop ]; then
@@ -78,14 +86,33 @@ curl -fsS --cacert "$state/apiserver/ca.crt" "https://$host:$port/readyz" >/dev/
   exit 1
 }
 
+echo "=== starting knet-controllers"
+nohup setsid "$root/target/debug/knet-controllers" --kubeconfig "$kubeconfig" \
+  --bind-address 127.0.0.1:10257 >>"$ctrl_log" 2>&1 </dev/null &
+echo $! >"$ctrl_pidfile"
+for _ in $(seq 1 300); do
+  if curl -fsS "http://127.0.0.1:10257/readyz" >/dev/null 2>&1; then
+    break
+  fi
+  if ! kill -0 "$(cat "$ctrl_pidfile")" 2>/dev/null; then
+    echo "error: knet-controllers exited; the end of its log ($ctrl_log):" >&2
+    tail -n 30 "$ctrl_log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
 cat <<MSG
 
-knet-apiserver is serving https://$host:$port (pid $(cat "$pidfile"), log $log).
-Use the real kubectl v1.34 with it:
+knet-apiserver is serving https://$host:$port (pid $(cat "$pidfile"), log $log);
+knet-controllers runs against it (pid $(cat "$ctrl_pidfile"), log $ctrl_log, metrics on
+http://127.0.0.1:10257/metrics). Use the real kubectl v1.34 with them:
 
   export KUBECONFIG=$kubeconfig
   export PATH=$root/target/tools:\$PATH
-  kubectl get namespaces
+  kubectl create deployment web --image=nginx --replicas=2
+  kubectl get deploy,rs,pods,ep
 
-Stop it with: scripts/quickstart.sh stop
+There are no nodes yet (the node agent is the next issue), so pods stay Pending with a FailedScheduling
+event (kubectl describe pod). Stop everything with: scripts/quickstart.sh stop
 MSG

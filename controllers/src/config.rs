@@ -121,6 +121,23 @@ pub struct Config {
     /// How many terminated pods may exist before pod GC deletes the oldest (0: no limit).
     #[arg(long, default_value_t = 12500)]
     pub terminated_pod_gc_threshold: usize,
+
+    // --- endpoint, endpointslice and endpointslicemirroring controllers ---
+    /// How long the endpoints controller waits after a pod change to batch more (0: none).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub endpoint_updates_batch_period: Duration,
+    /// How long the EndpointSlice controller waits after a pod change to batch more (0: none).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub endpointslice_updates_batch_period: Duration,
+    /// The most endpoints an EndpointSlice holds (1-1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_endpoints_per_slice: u16,
+    /// The most addresses of one Endpoints subset mirrored into EndpointSlices (1-1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub mirroring_max_endpoints_per_subset: u16,
+    /// Workers of the EndpointSlice mirroring controller.
+    #[arg(long, default_value_t = 5)]
+    pub mirroring_concurrent_service_endpoint_syncs: usize,
 }
 
 impl Config {

@@ -19,8 +19,3 @@ pub mod scheduler;
 
 pub use config::Config;
 pub use context::{Context, Informers};
-
-/// Returned by a controller that is not written yet.
-#[derive(Debug, thiserror::Error)]
-#[error("controller {0:?} is not implemented yet")]
-pub struct NotImplemented(pub &'static str);

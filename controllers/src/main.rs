@@ -95,7 +95,11 @@ fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
         };
     }
     controller!("endpoint", endpoints);
-    controller!("endpointslice", endpointslice);
+    // One module runs the EndpointSlice and the mirroring controller, each when enabled.
+    if ctx.config.enabled("endpointslice") || ctx.config.enabled("endpointslicemirroring") {
+        let c = ctx.clone();
+        tasks.spawn(async move { knet_controllers::endpointslice::run(c).await.context("controller endpointslice") });
+    }
     controller!("deployment", deployment);
     // One module runs both the ReplicaSet and the ReplicationController controller, each when enabled.
     if ctx.config.enabled("replicaset") || ctx.config.enabled("replicationcontroller") {

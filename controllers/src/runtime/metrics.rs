@@ -1,7 +1,7 @@
 //! Prometheus metrics of the controllers: reconciles by controller and result, their latency, queue depth,
 //! leadership, and every API write the process makes (counted in the kube client itself, so none escapes).
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,7 @@ struct Inner {
     writes: Family<WriteLabels, Counter>,
     events: Family<EventLabels, Counter>,
     leader: Gauge<i64, AtomicI64>,
+    initial_sync: Family<ControllerLabels, Gauge<f64, AtomicU64>>,
 }
 
 /// The process's metrics. Cheap to clone.
@@ -69,6 +70,7 @@ impl Metrics {
         let writes = Family::<WriteLabels, Counter>::default();
         let events = Family::<EventLabels, Counter>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
+        let initial_sync = Family::<ControllerLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("knet_controllers_reconcile", "Reconciles by controller and result", reconciles.clone());
         registry.register("knet_controllers_reconcile_duration_seconds", "Reconcile latency", latency.clone());
         registry.register("knet_controllers_queue_depth", "Keys waiting in each work queue", queue_depth.clone());
@@ -79,6 +81,11 @@ impl Metrics {
         );
         registry.register("knet_controllers_events", "Events published, by result", events.clone());
         registry.register("knet_controllers_leader", "1 while this instance holds the leader lease", leader.clone());
+        registry.register(
+            "knet_controllers_initial_sync_seconds",
+            "Seconds from a controller's start until every key of its initial full pass was reconciled once",
+            initial_sync.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: Mutex::new(registry),
@@ -88,6 +95,7 @@ impl Metrics {
                 writes,
                 events,
                 leader,
+                initial_sync,
             }),
         }
     }
@@ -120,6 +128,14 @@ impl Metrics {
     /// Records one event publication.
     pub fn observe_event(&self, ok: bool) {
         self.inner.events.get_or_create(&EventLabels { result: if ok { "ok" } else { "error" }.into() }).inc();
+    }
+
+    /// Records how long a controller's initial full pass took.
+    pub fn set_initial_sync(&self, controller: &str, took: Duration) {
+        self.inner
+            .initial_sync
+            .get_or_create(&ControllerLabels { controller: controller.into() })
+            .set(took.as_secs_f64());
     }
 
     /// Sets the leader gauge.
