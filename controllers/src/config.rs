@@ -20,6 +20,7 @@ pub const CONTROLLERS: &[&str] = &[
     "nodelifecycle",
     "service-lb",
     "garbagecollector",
+    "podgc",
     "namespace",
 ];
 
@@ -36,7 +37,7 @@ pub struct Config {
 
     /// Controllers to run: `*` for all, `name` to enable, `-name` to disable (comma-separated). Known:
     /// endpoint, endpointslice, endpointslicemirroring, deployment, replicaset, replicationcontroller,
-    /// scheduler, nodeipam, nodelifecycle, service-lb, garbagecollector, namespace.
+    /// scheduler, nodeipam, nodelifecycle, service-lb, garbagecollector, podgc, namespace.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 
@@ -114,7 +115,7 @@ pub struct Config {
     #[arg(long)]
     pub identity: Option<String>,
 
-    // --- nodelifecycle, garbagecollector (pod GC) ---
+    // --- nodelifecycle, podgc ---
     /// How long a Node that has never posted its status may take before it is marked NotReady (Unknown).
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub node_startup_grace_period: Duration,

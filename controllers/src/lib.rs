@@ -14,6 +14,7 @@ pub mod loadbalancer;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod scheduler;
 

@@ -85,11 +85,11 @@ async fn serve_health(cfg: &Config, metrics: Metrics, ready: watch::Receiver<boo
 
 fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
     macro_rules! controller {
-        ($name:expr, $module:ident) => {
+        ($name:expr, $($module:ident)::+) => {
             if ctx.config.enabled($name) {
                 let c = ctx.clone();
                 tasks.spawn(async move {
-                    knet_controllers::$module::run(c).await.with_context(|| format!("controller {}", $name))
+                    knet_controllers::$($module)::+::run(c).await.with_context(|| format!("controller {}", $name))
                 });
             }
         };
@@ -111,6 +111,7 @@ fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
     controller!("nodelifecycle", nodelifecycle);
     controller!("service-lb", loadbalancer);
     controller!("garbagecollector", garbagecollector);
+    controller!("podgc", podgc);
     controller!("namespace", namespace);
 }
 

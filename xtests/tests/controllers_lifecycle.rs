@@ -1,22 +1,27 @@
 //! Repair and cleanup against a real `knet-apiserver` and `knet-controllers` (issue 3, tests 3 and 5):
 //! garbage collection by ownerReferences (background, orphan, foreground; Services are not owned), namespace
 //! deletion (everything in it goes, pods on live fake nodes and on nodes that no longer exist, a stuck
-//! deletion explained by its conditions), a node that stops heartbeating going NotReady and coming back,
-//! leader election between two instances, and kill -9 at any point converging to the state of an
-//! uninterrupted run.
+//! deletion explained by its conditions), a node that stops heartbeating going NotReady and coming back (its
+//! pods' addresses not ready in the Service's Endpoints and EndpointSlices meanwhile),
+//! leader election between two instances, and kill -9 at any point (during garbage collection, a namespace
+//! deletion, scheduling and a Deployment's rollout) converging to the state of an uninterrupted run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EndpointAddress, Endpoints, Namespace, Node, Pod, PodTemplateSpec, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::{Api, Client, Resource};
 use serde_json::json;
-use xtests::{wait, ApiServer, Controllers, FakeNode, WaitFor};
+use xtests::{wait, ApiServer, Controllers, FakeNode, FakeNodeOptions, WaitFor};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -101,6 +106,19 @@ fn service(ns: &str, name: &str) -> Result<Service> {
     }))?)
 }
 
+/// Runs kubectl on a blocking thread (so fake nodes and kill loops keep running meanwhile); returns stdout and
+/// fails on a non-zero exit.
+async fn kubectl_async(api: &ApiServer, args: &[&str]) -> Result<String> {
+    let k = api.kubectl();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok(k.run(&refs)?.ok()?.stdout)
+    })
+    .await
+    .context("kubectl thread")?
+}
+
 /// Waits until `api` has no object `name`.
 async fn wait_gone<K>(api: &Api<K>, name: &str) -> Result<()>
 where
@@ -179,8 +197,12 @@ async fn gc_background_deletes_dependents_but_not_services_or_objects_with_anoth
 async fn gc_orphan_keeps_dependents_and_removes_their_owner_references() -> Result<()> {
     let api = ApiServer::start().await?;
     let client = api.client().await?;
-    let _ctrl = start(&api, "garbagecollector", &[], WaitFor::Ready).await?;
     let ns = "default";
+    // Pod GC is not part of the garbage collector: without `podgc` a pod on a missing node stays.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&PostParams::default(), &pod(ns, "or-on-ghost-node", Some("or-ghost-node"), vec![])?).await?;
+    let started = Instant::now();
+    let _ctrl = start(&api, "garbagecollector", &[], WaitFor::Ready).await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let owner = configmap(&client, ns, "or-owner", vec![]).await?;
     for i in 0..3 {
@@ -196,6 +218,9 @@ async fn gc_orphan_keeps_dependents_and_removes_their_owner_references() -> Resu
     // The orphans stay orphans: nothing deletes them later.
     tokio::time::sleep(Duration::from_secs(3)).await;
     ensure!(cms.get_opt("or-dep-0").await?.is_some(), "an orphaned dependent was deleted later");
+    // Well past pod GC's quarantine (the 3 s grace period, checked every 300 ms).
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    ensure!(pods.get_opt("or-on-ghost-node").await?.is_some(), "the garbage collector alone ran pod GC");
     Ok(())
 }
 
@@ -246,7 +271,8 @@ async fn gc_foreground_keeps_the_owner_until_its_blocking_dependents_are_gone() 
 async fn namespace_deletion_removes_everything_in_it() -> Result<()> {
     let api = ApiServer::start().await?;
     let client = api.client().await?;
-    let _ctrl = start(&api, "namespace,garbagecollector", &[], WaitFor::Ready).await?;
+    // Pod GC is its own controller: nothing else finishes a pod on a node that no longer exists.
+    let _ctrl = start(&api, "namespace,podgc", &[], WaitFor::Ready).await?;
     let _node = FakeNode::start(client.clone(), "nsdel-node").await?;
     let ns = "nsdel";
     create_namespace(&client, ns).await?;
@@ -364,18 +390,85 @@ fn pod_ready(p: &Pod) -> Option<bool> {
     Some(c.status == "True")
 }
 
+/// What kubectl shows of a Service's endpoints: the ready and not-ready addresses of `kubectl get ep -o yaml`,
+/// and each address's `conditions.ready` in `kubectl get endpointslices -o yaml`.
+#[derive(Debug, PartialEq)]
+struct EndpointsView {
+    ready: BTreeSet<String>,
+    not_ready: BTreeSet<String>,
+    slices: BTreeMap<String, Option<bool>>,
+}
+
+impl EndpointsView {
+    fn new(ready: &[&str], not_ready: &[&str]) -> EndpointsView {
+        let set = |ips: &[&str]| ips.iter().map(|ip| ip.to_string()).collect::<BTreeSet<_>>();
+        let slices = ready.iter().map(|ip| (ip.to_string(), Some(true)));
+        let slices = slices.chain(not_ready.iter().map(|ip| (ip.to_string(), Some(false)))).collect();
+        EndpointsView { ready: set(ready), not_ready: set(not_ready), slices }
+    }
+
+    async fn read(api: &ApiServer, service: &str) -> Result<EndpointsView> {
+        let yaml = kubectl_async(api, &["get", "ep", service, "-o", "yaml"]).await?;
+        let ep: Endpoints = serde_yaml::from_str(&yaml).context("parsing kubectl get ep -o yaml")?;
+        let ips = |a: &Option<Vec<EndpointAddress>>| a.iter().flatten().map(|a| a.ip.clone()).collect::<Vec<_>>();
+        let subsets = ep.subsets.unwrap_or_default();
+        let ready = subsets.iter().flat_map(|s| ips(&s.addresses)).collect();
+        let not_ready = subsets.iter().flat_map(|s| ips(&s.not_ready_addresses)).collect();
+        let selector = format!("kubernetes.io/service-name={service}");
+        let yaml = kubectl_async(api, &["get", "endpointslices", "-l", &selector, "-o", "yaml"]).await?;
+        let list: serde_yaml::Value = serde_yaml::from_str(&yaml).context("parsing kubectl get endpointslices")?;
+        let mut slices = BTreeMap::new();
+        for item in list["items"].as_sequence().into_iter().flatten() {
+            let slice: EndpointSlice = serde_yaml::from_value(item.clone()).context("parsing an EndpointSlice")?;
+            for e in slice.endpoints {
+                let ready = e.conditions.as_ref().and_then(|c| c.ready);
+                slices.extend(e.addresses.into_iter().map(|ip| (ip, ready)));
+            }
+        }
+        Ok(EndpointsView { ready, not_ready, slices })
+    }
+}
+
+/// Waits until kubectl shows `want` for `service`'s endpoints.
+async fn wait_endpoints(api: &ApiServer, service: &str, want: EndpointsView) -> Result<()> {
+    wait::until(CONVERGE, &format!("the endpoints of {service} to be {want:?}"), || async {
+        let seen = EndpointsView::read(api, service).await?;
+        ensure!(seen == want, "{seen:?}");
+        Ok(Some(()))
+    })
+    .await
+}
+
+fn pod_ip(p: &Pod) -> Result<String> {
+    let name = p.metadata.name.as_deref().unwrap_or_default();
+    p.status.as_ref().and_then(|s| s.pod_ip.clone()).with_context(|| format!("pod {name} has no IP"))
+}
+
 #[tokio::test]
 async fn a_silent_node_goes_not_ready_with_its_pods_and_comes_back() -> Result<()> {
     let api = ApiServer::start().await?;
     let client = api.client().await?;
-    let _ctrl = start(&api, "nodelifecycle", &[], WaitFor::Ready).await?;
+    let _ctrl = start(&api, "nodelifecycle,endpoint,endpointslice", &[], WaitFor::Ready).await?;
+    // No node IPAM here: each fake node hands out addresses from its own fallback pod CIDR.
     let a = FakeNode::start(client.clone(), "nl-a").await?;
-    let _b = FakeNode::start(client.clone(), "nl-b").await?;
+    let b_options = FakeNodeOptions { fallback_pod_cidr: (Ipv4Addr::new(10, 251, 0, 0), 24), ..Default::default() };
+    let _b = FakeNode::start_with(client.clone(), "nl-b", b_options).await?;
     let ns = "default";
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    // A Service over a pod on each node (both labelled app=nl-pod).
     pods.create(&PostParams::default(), &pod(ns, "nl-pod", Some("nl-a"), vec![])?).await?;
-    wait::until(CONVERGE, "nl-pod to be ready", || async { Ok(pod_ready(&pods.get("nl-pod").await?).filter(|r| *r)) })
-        .await?;
+    let mut on_b = pod(ns, "nl-pod-b", Some("nl-b"), vec![])?;
+    on_b.metadata.labels = Some([("app".to_string(), "nl-pod".to_string())].into());
+    pods.create(&PostParams::default(), &on_b).await?;
+    Api::<Service>::namespaced(client.clone(), ns).create(&PostParams::default(), &service(ns, "nl-pod")?).await?;
+    let (ip_a, ip_b) = wait::until(CONVERGE, "nl-pod and nl-pod-b to be ready", || async {
+        let (a, b) = (pods.get("nl-pod").await?, pods.get("nl-pod-b").await?);
+        let ready = pod_ready(&a) == Some(true) && pod_ready(&b) == Some(true);
+        Ok(if ready { Some((pod_ip(&a)?, pod_ip(&b)?)) } else { None })
+    })
+    .await?;
+    ensure!(ip_a != ip_b, "both pods got {ip_a}");
+    wait_endpoints(&api, "nl-pod", EndpointsView::new(&[&ip_a, &ip_b], &[])).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     // Healthy nodes are left alone.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -413,6 +506,8 @@ async fn a_silent_node_goes_not_ready_with_its_pods_and_comes_back() -> Result<(
     .await?;
     let b = nodes.get("nl-b").await?;
     ensure!(ready_condition(&b).map(|c| c.0).as_deref() == Some("True") && taint_keys(&b).is_empty());
+    // The silent node's pod leaves the Service's ready addresses; the other node's stays.
+    wait_endpoints(&api, "nl-pod", EndpointsView::new(&[&ip_b], &[&ip_a])).await?;
     // What `kubectl describe` shows: the node's status change and the pod marked not ready.
     let events: Api<Event> = Api::all(client.clone());
     for (kind, name, type_, note) in [
@@ -446,6 +541,7 @@ async fn a_silent_node_goes_not_ready_with_its_pods_and_comes_back() -> Result<(
         Ok(pod_ready(&pods.get("nl-pod").await?).filter(|r| *r))
     })
     .await?;
+    wait_endpoints(&api, "nl-pod", EndpointsView::new(&[&ip_a, &ip_b], &[])).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     ensure!(pod_ready(&pods.get("nl-pod").await?) == Some(true), "the controller must not fight a ready node's pods");
     Ok(())
@@ -544,10 +640,37 @@ async fn two_instances_never_both_act_and_the_standby_takes_over() -> Result<()>
     Ok(())
 }
 
+/// The Deployment the convergence scenario creates and then rolls to a new image.
+const CONV_DEPLOY: &str = "conv-web";
+const CONV_REPLICAS: i32 = 10;
+
 /// What the tests compare between runs: every ConfigMap in `default` and `conv-*` namespaces with its
-/// owners and finalizers, the namespaces, pods, and each node's Ready status and taints.
+/// owners and finalizers, the namespaces, pods, each node's Ready status and taints, and the rolled
+/// Deployment with its ReplicaSets (names carry the template hash, so they match between runs) and how many
+/// pods each owns.
 async fn snapshot(client: &Client) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
+    for d in Api::<Deployment>::namespaced(client.clone(), "default").list(&Default::default()).await?.items {
+        if d.metadata.name.as_deref() == Some(CONV_DEPLOY) {
+            out.insert(format!("deploy/{CONV_DEPLOY}"), deployment_summary(&d));
+        }
+    }
+    let app = format!("app={CONV_DEPLOY}");
+    for rs in Api::<ReplicaSet>::namespaced(client.clone(), "default").list(&ListParams::default().labels(&app)).await?
+    {
+        let status = rs.status.clone().unwrap_or_default();
+        out.insert(
+            format!("rs/{}", rs.metadata.name.clone().unwrap_or_default()),
+            format!(
+                "revision={} image={} replicas={} ready={} available={}",
+                annotation(&rs.metadata, REVISION),
+                rs.spec.as_ref().and_then(|s| s.template.as_ref()).map(template_image).unwrap_or_default(),
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                status.ready_replicas.unwrap_or(0),
+                status.available_replicas.unwrap_or(0),
+            ),
+        );
+    }
     for ns in Api::<Namespace>::all(client.clone()).list(&Default::default()).await?.items {
         let name = ns.metadata.name.clone().unwrap_or_default();
         if name.starts_with("conv") {
@@ -567,15 +690,29 @@ async fn snapshot(client: &Client) -> Result<BTreeMap<String, String>> {
             format!("owners={owners} finalizers={fin} deleting={}", cm.metadata.deletion_timestamp.is_some()),
         );
     }
+    let mut owned: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for p in Api::<Pod>::all(client.clone()).list(&Default::default()).await?.items {
         let name = p.metadata.name.clone().unwrap_or_default();
-        if name.starts_with("conv-sched") {
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        if labels.get("app").map(String::as_str) == Some(CONV_DEPLOY) {
+            // Pod names are random: count the live and terminating pods of each controlling ReplicaSet.
+            let owner = p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
+            let counts = owned.entry(owner.map_or("<none>".to_string(), |r| r.name.clone())).or_default();
+            if p.metadata.deletion_timestamp.is_none() {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        } else if name.starts_with("conv-sched") {
             // Which node the scheduler picks may differ between runs; that it binds must not.
             let bound = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
             out.insert(format!("pod/{name}"), format!("bound={bound}"));
         } else if name.starts_with("conv") {
             out.insert(format!("pod/{name}"), format!("ready={:?}", pod_ready(&p)));
         }
+    }
+    for (rs, (live, terminating)) in owned {
+        out.insert(format!("rs-pods/{rs}"), format!("live={live} terminating={terminating}"));
     }
     for n in Api::<Node>::all(client.clone()).list(&Default::default()).await?.items {
         let ready = ready_condition(&n).map(|c| c.0).unwrap_or_default();
@@ -588,11 +725,66 @@ async fn snapshot(client: &Client) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+fn annotation(meta: &ObjectMeta, key: &str) -> String {
+    meta.annotations.as_ref().and_then(|a| a.get(key)).cloned().unwrap_or_default()
+}
+
+fn template_image(t: &PodTemplateSpec) -> String {
+    t.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.image.clone()).unwrap_or_default()
+}
+
+/// The Deployment's generation, revision, status counts and conditions, in one line.
+fn deployment_summary(d: &Deployment) -> String {
+    let status = d.status.clone().unwrap_or_default();
+    let condition = |t: &str| {
+        let c = status.conditions.iter().flatten().find(|c| c.type_ == t);
+        c.map(|c| format!("{}/{}", c.status, c.reason.clone().unwrap_or_default())).unwrap_or_default()
+    };
+    format!(
+        "generation={} observed={} revision={} replicas={} updated={} ready={} available={} Available={} \
+         Progressing={}",
+        d.metadata.generation.unwrap_or(0),
+        status.observed_generation.unwrap_or(0),
+        annotation(&d.metadata, REVISION),
+        status.replicas.unwrap_or(0),
+        status.updated_replicas.unwrap_or(0),
+        status.ready_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0),
+        condition("Available"),
+        condition("Progressing"),
+    )
+}
+
+/// The summary of a Deployment of `CONV_REPLICAS` whose rollout of `generation` (and `revision`) is complete.
+fn rolled_out(generation: i64, revision: u32) -> String {
+    let n = CONV_REPLICAS;
+    format!(
+        "generation={generation} observed={generation} revision={revision} replicas={n} updated={n} ready={n} \
+         available={n} Available=True/MinimumReplicasAvailable Progressing=True/NewReplicaSetAvailable"
+    )
+}
+
+/// `CONV_REPLICAS` replicas pinned to `node` by a nodeSelector (so the scheduler places them alike in every run).
+fn conv_deployment(node: &str) -> Result<Deployment> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": CONV_DEPLOY, "namespace": "default"},
+        "spec": {"replicas": CONV_REPLICAS, "selector": {"matchLabels": {"app": CONV_DEPLOY}},
+                 "template": {"metadata": {"labels": {"app": CONV_DEPLOY}},
+                              "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                                       "containers": [{"name": "c", "image": "nginx:1.25"}]}}}
+    }))?)
+}
+
 /// Garbage collection (background, orphan, foreground), a namespace deletion, pods to schedule, node pod
-/// CIDRs and a node going silent, all at once.
+/// CIDRs, a Deployment created and then rolled to a new image, and a node going silent, all at once.
 async fn converge_scenario(api: &ApiServer, client: &Client) -> Result<(FakeNode, FakeNode)> {
     let live = FakeNode::start(client.clone(), "conv-live").await?;
     let silent = FakeNode::start(client.clone(), "conv-silent").await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments.create(&PostParams::default(), &conv_deployment("conv-live")?).await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let bg = configmap(client, "default", "conv-bg", vec![]).await?;
     let orphan = configmap(client, "default", "conv-orphan", vec![]).await?;
@@ -623,6 +815,12 @@ async fn converge_scenario(api: &ApiServer, client: &Client) -> Result<(FakeNode
         Ok(l.items.iter().all(|p| pod_ready(p) == Some(true)).then_some(()))
     })
     .await?;
+    // The first rollout completes (so both runs have its ReplicaSet), then a new image starts the second.
+    let first = rolled_out(1, 1);
+    wait::until(Duration::from_secs(60), "the first rollout of conv-web", || async {
+        Ok((deployment_summary(&deployments.get(CONV_DEPLOY).await?) == first).then_some(()))
+    })
+    .await?;
 
     // Pending pods for the scheduler.
     for i in 0..6 {
@@ -634,11 +832,15 @@ async fn converge_scenario(api: &ApiServer, client: &Client) -> Result<(FakeNode
     cms.delete("conv-fg", &dp(PropagationPolicy::Foreground)).await?;
     api.kubectl().run(&["delete", "namespace", "conv-ns", "--wait=false"])?.ok()?;
     silent.pause_heartbeat();
+    kubectl_async(api, &["set", "image", &format!("deployment/{CONV_DEPLOY}"), "c=nginx:1.26"]).await?;
     Ok((live, silent))
 }
 
 /// The state the scenario must end in (what an uninterrupted run reaches).
 async fn converged(client: &Client) -> Result<BTreeMap<String, String>> {
+    // The second rollout is complete: one ReplicaSet per template, only the new one owns pods, none left over.
+    let rolled = rolled_out(2, 2);
+    let all_live = format!("live={CONV_REPLICAS} terminating=0");
     wait::until(Duration::from_secs(60), "the scenario to converge", || async {
         let s = snapshot(client).await?;
         let done = !s.keys().any(|k| k.starts_with("cm/default/conv-bg") || k.starts_with("cm/default/conv-fg"))
@@ -648,7 +850,10 @@ async fn converged(client: &Client) -> Result<BTreeMap<String, String>> {
             && s.get("pod/conv-silent-pod").is_some_and(|v| v == "ready=Some(false)")
             && (0..6).all(|i| s.get(&format!("pod/conv-sched-{i}")).is_some_and(|v| v == "bound=true"))
             && s.iter().filter(|(k, _)| k.starts_with("node/")).all(|(_, v)| v.ends_with("podCIDR=true"))
-            && (0..20).all(|i| s.get(&format!("cm/default/conv-or-{i}")).is_some_and(|v| v.starts_with("owners= ")));
+            && (0..20).all(|i| s.get(&format!("cm/default/conv-or-{i}")).is_some_and(|v| v.starts_with("owners= ")))
+            && s.get(&format!("deploy/{CONV_DEPLOY}")) == Some(&rolled)
+            && s.keys().filter(|k| k.starts_with("rs/")).count() == 2
+            && s.iter().filter(|(k, _)| k.starts_with("rs-pods/")).map(|(_, v)| v.as_str()).eq([all_live.as_str()]);
         Ok(done.then_some(s))
     })
     .await
@@ -656,7 +861,7 @@ async fn converged(client: &Client) -> Result<BTreeMap<String, String>> {
 
 #[tokio::test]
 async fn kill9_at_any_point_converges_to_the_state_of_an_uninterrupted_run() -> Result<()> {
-    let set = "garbagecollector,namespace,nodelifecycle,scheduler,nodeipam";
+    let set = "garbagecollector,podgc,namespace,nodelifecycle,scheduler,nodeipam,deployment,replicaset";
     // The reference: an uninterrupted run.
     let api1 = ApiServer::start().await?;
     let c1 = api1.client().await?;
@@ -681,8 +886,14 @@ async fn kill9_at_any_point_converges_to_the_state_of_an_uninterrupted_run() -> 
             }
         }
     };
+    // The scenario ends with `kubectl set image`: these kills land while the rollout is under way.
+    let deployments: Api<Deployment> = Api::namespaced(c2.clone(), "default");
+    let mut mid_rollout = 0;
     for delay in [200u64, 500, 900, 300, 1200] {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+        if deployment_summary(&deployments.get(CONV_DEPLOY).await?) != rolled_out(2, 2) {
+            mid_rollout += 1;
+        }
         ctrl2.kill9();
         kills += 1;
         ctrl2.restart(WaitFor::Healthy).await?;
@@ -690,6 +901,7 @@ async fn kill9_at_any_point_converges_to_the_state_of_an_uninterrupted_run() -> 
     let after = converged(&c2).await?;
     drop(nodes2);
     ensure!(kills >= 5);
+    ensure!(mid_rollout >= 1, "the second rollout finished before the first kill: the test must kill sooner");
     ensure!(
         after == reference,
         "state after {kills} crashes differs from the uninterrupted run:\n{after:#?}\nvs\n{reference:#?}"

@@ -281,34 +281,48 @@ impl Collector {
     }
 }
 
-/// The attempt-to-delete workers.
-pub struct AttemptToDelete(pub Arc<Collector>);
+/// One of the collector's two queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Objects to check for deletion.
+    Delete,
+    /// Owners whose dependents are to be orphaned.
+    Orphan,
+}
 
-impl Reconciler for AttemptToDelete {
-    type Key = String;
-    type Error = Error;
-
-    fn name(&self) -> &'static str {
-        "garbagecollector"
-    }
-
-    async fn reconcile(&self, uid: &String) -> Result<Action, Error> {
-        self.0.attempt_to_delete_item(uid).await
+impl Collector {
+    /// The queue of `attempt`.
+    pub fn queue(&self, attempt: Attempt) -> &WorkQueue<String> {
+        match attempt {
+            Attempt::Delete => &self.attempt_to_delete,
+            Attempt::Orphan => &self.attempt_to_orphan,
+        }
     }
 }
 
-/// The attempt-to-orphan workers.
-pub struct AttemptToOrphan(pub Arc<Collector>);
+/// The workers of one of the collector's queues.
+pub struct AttemptWorkers {
+    /// The collector.
+    pub gc: Arc<Collector>,
+    /// Which queue.
+    pub attempt: Attempt,
+}
 
-impl Reconciler for AttemptToOrphan {
+impl Reconciler for AttemptWorkers {
     type Key = String;
     type Error = Error;
 
     fn name(&self) -> &'static str {
-        "garbagecollector-orphan"
+        match self.attempt {
+            Attempt::Delete => "garbagecollector",
+            Attempt::Orphan => "garbagecollector-orphan",
+        }
     }
 
     async fn reconcile(&self, uid: &String) -> Result<Action, Error> {
-        self.0.attempt_to_orphan_item(uid).await
+        match self.attempt {
+            Attempt::Delete => self.gc.attempt_to_delete_item(uid).await,
+            Attempt::Orphan => self.gc.attempt_to_orphan_item(uid).await,
+        }
     }
 }

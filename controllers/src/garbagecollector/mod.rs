@@ -1,14 +1,13 @@
 //! The garbage collector: deletes objects whose owners are gone, and completes orphan and foreground deletion
 //! (upstream pkg/controller/garbagecollector). It discovers every resource the API serves, watches each one's
 //! metadata into a dependency graph ([`graph`]), and checks with live GETs before deleting ([`collector`]).
-//! Pod garbage collection ([`podgc`], upstream's podgc controller) runs alongside.
+//! Pod garbage collection is the separate `podgc` controller ([`crate::podgc`]).
 
 pub mod collector;
 pub mod decide;
 pub mod discovery;
 pub mod graph;
 pub mod monitor;
-pub mod podgc;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::context::Context;
-use crate::runtime::run_workers;
-use collector::{AttemptToDelete, AttemptToOrphan, Collector};
+use crate::runtime::{every, run_workers};
+use collector::{Attempt, AttemptWorkers, Collector};
 use discovery::ServedResource;
 
 /// How often discovery runs again to find new resources to watch.
@@ -74,7 +73,6 @@ pub enum GarbageCollectorError {
 
 /// Runs the controller until the process ends.
 pub async fn run(ctx: Context) -> Result<(), GarbageCollectorError> {
-    tokio::spawn(podgc::run(ctx.clone()));
     let resources = discover_until_ok(&ctx).await;
     let gc = Arc::new(Collector::new(ctx.client.clone(), resources.clone()));
     let mut watched: HashSet<ServedResource> = HashSet::new();
@@ -93,42 +91,31 @@ pub async fn run(ctx: Context) -> Result<(), GarbageCollectorError> {
     }
     tracing::info!(resources = watched.len(), objects = gc.graph().len(), "garbage collector: graph built");
     let workers = ctx.config.concurrent_gc_syncs;
-    tokio::spawn(run_workers(
-        Arc::new(AttemptToDelete(gc.clone())),
-        gc.attempt_to_delete.clone(),
-        workers,
-        ctx.metrics.clone(),
-    ));
-    tokio::spawn(run_workers(
-        Arc::new(AttemptToOrphan(gc.clone())),
-        gc.attempt_to_orphan.clone(),
-        workers,
-        ctx.metrics.clone(),
-    ));
+    for attempt in [Attempt::Delete, Attempt::Orphan] {
+        let queue = gc.queue(attempt).clone();
+        let r = AttemptWorkers { gc: gc.clone(), attempt };
+        tokio::spawn(run_workers(Arc::new(r), queue, workers, ctx.metrics.clone()));
+    }
+    let g = gc.clone();
+    every(ctx.config.resync_period, move || {
+        let work = g.graph().pending();
+        g.enqueue(work);
+    });
     let mut rediscover = tokio::time::interval(REDISCOVERY_PERIOD);
-    let mut resync = tokio::time::interval(ctx.config.resync_period.max(Duration::from_millis(100)));
     rediscover.tick().await;
-    resync.tick().await;
     loop {
-        tokio::select! {
-            _ = rediscover.tick() => {
-                match discovery::discover(&ctx.client).await {
-                    Ok(found) => {
-                        for res in found.garbage_collectable() {
-                            if watched.insert(res.clone()) {
-                                tracing::info!(resource = %res.qualified_name(), "garbage collector: watching a new resource");
-                                start_monitor(&ctx, &gc, res.clone());
-                            }
-                        }
-                        gc.set_resources(found);
+        rediscover.tick().await;
+        match discovery::discover(&ctx.client).await {
+            Ok(found) => {
+                for res in found.garbage_collectable() {
+                    if watched.insert(res.clone()) {
+                        tracing::info!(resource = %res.qualified_name(), "garbage collector: watching a new resource");
+                        start_monitor(&ctx, &gc, res.clone());
                     }
-                    Err(e) => tracing::warn!(error = %e, "garbage collector: discovery failed"),
                 }
+                gc.set_resources(found);
             }
-            _ = resync.tick() => {
-                let work = gc.graph().pending();
-                gc.enqueue(work);
-            }
+            Err(e) => tracing::warn!(error = %e, "garbage collector: discovery failed"),
         }
     }
 }

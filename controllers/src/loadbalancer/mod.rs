@@ -8,8 +8,7 @@
 pub mod plan;
 pub mod pool;
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use k8s_openapi::api::core::v1::Service;
@@ -18,7 +17,10 @@ use kube::{Api, Client};
 use serde_json::{json, Value};
 
 use crate::context::Context;
-use crate::runtime::{enqueue_changes, run_workers, Action, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue};
+use crate::runtime::allocator::{AllocatorKey, Ledger};
+use crate::runtime::{
+    enqueue_changes, every, run_workers, Action, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue,
+};
 use plan::{Allocations, Decision, Problem, Scope, ServiceView};
 use pool::{Pool, PoolError};
 
@@ -40,33 +42,14 @@ pub enum LoadBalancerError {
     },
 }
 
-/// A work item: one Service, or a repair pass over all of them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// Reconcile this Service.
-    Service(ObjectKey),
-    /// Rebuild the allocations from the Services' statuses and recheck every LoadBalancer Service.
-    Repair,
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Key::Service(k) => write!(f, "service/{k}"),
-            Key::Repair => f.write_str("repair"),
-        }
-    }
-}
+/// A work item: one Service, or a repair pass (rebuild the allocations from the Services' statuses and
+/// recheck every LoadBalancer Service).
+pub type Key = AllocatorKey<ObjectKey>;
 
 struct State {
     allocs: Allocations,
-    /// Service → the resourceVersion of the cached Service our last status write was based on: until the
-    /// cache shows a newer version, the Service is not written again.
-    written: HashMap<ObjectKey, String>,
-    /// Service → the last problem message reported about it (each is reported once).
-    reported: HashMap<ObjectKey, String>,
-    /// Services waiting for an address to be released.
-    waiting: BTreeSet<ObjectKey>,
+    /// Status writes in flight, problems reported, Services waiting for an address to be released.
+    ledger: Ledger<ObjectKey>,
 }
 
 /// The LoadBalancer IPAM reconciler.
@@ -85,7 +68,7 @@ pub async fn run(ctx: Context) -> Result<(), LoadBalancerError> {
     let informer = ctx.informers.services.clone();
     let queue: WorkQueue<Key> = WorkQueue::new();
     tokio::spawn(enqueue_changes(informer.subscribe(), queue.clone(), |c| {
-        c.key().map(Key::Service).into_iter().collect()
+        c.key().map(Key::Object).into_iter().collect()
     }));
     informer.wait_synced().await;
     let r = Arc::new(LoadBalancerController {
@@ -94,35 +77,14 @@ pub async fn run(ctx: Context) -> Result<(), LoadBalancerError> {
         recorder: ctx.recorder(COMPONENT),
         queue: queue.clone(),
         pool,
-        state: Mutex::new(State {
-            allocs: Allocations::default(),
-            written: HashMap::new(),
-            reported: HashMap::new(),
-            waiting: BTreeSet::new(),
-        }),
+        state: Mutex::new(State { allocs: Allocations::default(), ledger: Ledger::default() }),
     });
     // Every address in a status is taken before any Service gets a new one.
     r.repair();
     tracing::info!(pool = %r.pool, held = r.lock().allocs.len(), "LoadBalancer IPAM synced");
-    let repair = ctx.config.repair_interval;
+    // The repair rechecks every LoadBalancer Service, so it is also the resync: it runs at the shorter period.
     let q = queue.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + repair, repair);
-        loop {
-            tick.tick().await;
-            q.add(Key::Repair);
-        }
-    });
-    // The repair rechecks every LoadBalancer Service, so it is also the resync; keep the resync period too.
-    let resync = ctx.config.resync_period;
-    let q = queue.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
-        loop {
-            tick.tick().await;
-            q.add(Key::Repair);
-        }
-    });
+    every(ctx.config.repair_interval.min(ctx.config.resync_period), move || q.add(Key::Repair));
     run_workers(r, queue, 1, ctx.metrics.clone()).await;
     Ok(())
 }
@@ -141,7 +103,7 @@ impl Reconciler for LoadBalancerController {
                 self.repair();
                 Ok(Action::Done)
             }
-            Key::Service(k) => self.reconcile_service(k).await,
+            Key::Object(k) => self.reconcile_service(k).await,
         }
     }
 }
@@ -163,31 +125,29 @@ impl LoadBalancerController {
     /// Reports `problem` as a Warning event unless it is what was last reported about this Service.
     fn report(&self, st: &mut State, svc: &Service, key: &ObjectKey, problem: &Problem) {
         let message = problem.message(key);
-        if st.reported.get(key) == Some(&message) {
-            return;
+        if st.ledger.first_report(key, &message) {
+            tracing::info!(service = %key, reason = problem.reason(), "{message}");
+            self.recorder.warning(svc, problem.reason(), "Allocating", message);
         }
-        tracing::info!(service = %key, reason = problem.reason(), "{message}");
-        self.recorder.warning(svc, problem.reason(), "Allocating", message.clone());
-        st.reported.insert(key.clone(), message);
     }
 
     /// After an address was released: the Services waiting for one try again.
     fn wake(&self, st: &State) {
-        for k in &st.waiting {
-            self.queue.add(Key::Service(k.clone()));
+        for k in st.ledger.waiting() {
+            self.queue.add(Key::Object(k.clone()));
         }
     }
 
-    fn forget(st: &mut State, key: &ObjectKey) {
-        st.reported.remove(key);
-        st.waiting.remove(key);
+    /// The Service needs no address (or has one): nothing to report, nothing to wait for.
+    fn settled(st: &mut State, key: &ObjectKey) {
+        st.ledger.clear_report(key);
+        st.ledger.set_waiting(key, false);
     }
 
     async fn reconcile_service(&self, key: &ObjectKey) -> Result<Action, LoadBalancerError> {
         let Some(svc) = self.services.get(key) else {
             let mut st = self.lock();
-            Self::forget(&mut st, key);
-            st.written.remove(key);
+            st.ledger.forget(key);
             if let Some(ip) = st.allocs.release(key) {
                 tracing::info!(service = %key, %ip, "Service deleted; its LoadBalancer IP is free again");
                 self.wake(&st);
@@ -198,14 +158,14 @@ impl LoadBalancerController {
         let rv = svc.metadata.resource_version.clone().unwrap_or_default();
         let decision = {
             let mut st = self.lock();
-            if st.written.get(key) == Some(&rv) {
+            if st.ledger.in_flight(key, Some(&rv)) {
                 return Ok(Action::Done); // written; the cache has not caught up yet
             }
             let d = plan::decide(&self.pool, &mut st.allocs, &view);
             match &d {
-                Decision::Ignore | Decision::Keep(_) => Self::forget(&mut st, key),
+                Decision::Ignore | Decision::Keep(_) => Self::settled(&mut st, key),
                 Decision::Released(ip) => {
-                    Self::forget(&mut st, key);
+                    Self::settled(&mut st, key);
                     if let Some(ip) = ip {
                         tracing::info!(service = %key, %ip, "Service is no longer a LoadBalancer; its IP is free again");
                         self.recorder.normal(
@@ -222,15 +182,11 @@ impl LoadBalancerController {
                     if let Some(p) = problem {
                         self.report(&mut st, &svc, key, p);
                     }
-                    st.waiting.remove(key);
+                    st.ledger.set_waiting(key, false);
                 }
                 Decision::Fail { problem, .. } => {
                     self.report(&mut st, &svc, key, problem);
-                    if problem.waits_for_release() {
-                        st.waiting.insert(key.clone());
-                    } else {
-                        st.waiting.remove(key);
-                    }
+                    st.ledger.set_waiting(key, problem.waits_for_release());
                 }
             }
             d
@@ -247,10 +203,10 @@ impl LoadBalancerController {
         match api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&status_patch(&rv, ip))).await {
             Ok(_) => {
                 let mut st = self.lock();
-                st.written.insert(key.clone(), rv);
+                st.ledger.wrote(key.clone(), rv);
                 if let Some(ip) = ip {
                     tracing::info!(service = %key, %ip, "assigned LoadBalancer IP");
-                    st.reported.remove(key);
+                    st.ledger.clear_report(key);
                     self.recorder.normal(&*svc, "EnsuredLoadBalancer", "Ensured", "Ensured load balancer".into());
                 }
                 Ok(Action::Done)
@@ -276,8 +232,7 @@ impl LoadBalancerController {
         let mut st = self.lock();
         let mut fresh = plan::rebuild(&self.pool, &views, &st.allocs);
         for (svc, view) in services.iter().zip(&views) {
-            let in_flight =
-                st.written.get(&view.key).is_some_and(|w| Some(w) == svc.metadata.resource_version.as_ref());
+            let in_flight = st.ledger.in_flight(&view.key, svc.metadata.resource_version.as_deref());
             if !in_flight || view.scope != Scope::Ours || fresh.ip_of(&view.key).is_some() {
                 continue;
             }
@@ -296,15 +251,13 @@ impl LoadBalancerController {
         }
         st.allocs = fresh;
         let live: BTreeSet<&ObjectKey> = views.iter().map(|v| &v.key).collect();
-        st.written.retain(|k, _| live.contains(k));
-        st.reported.retain(|k, _| live.contains(k));
-        st.waiting.retain(|k| live.contains(k));
+        st.ledger.retain(|k| live.contains(k));
         if released {
             self.wake(&st);
         }
         for v in &views {
             if v.scope == Scope::Ours || st.allocs.ip_of(&v.key).is_some() {
-                self.queue.add(Key::Service(v.key.clone()));
+                self.queue.add(Key::Object(v.key.clone()));
             }
         }
     }

@@ -14,7 +14,7 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 
 use crate::context::Context;
-use crate::runtime::{enqueue_changes, run_workers, Action, Reconciler, WorkQueue};
+use crate::runtime::{enqueue_changes, resync, run_workers, Action, Reconciler, WorkQueue};
 
 /// The finalizer this controller owns on every Namespace.
 pub const FINALIZER_KUBERNETES: &str = "kubernetes";
@@ -52,12 +52,7 @@ pub async fn run(ctx: Context) -> Result<(), NamespaceError> {
     let namespaces = ctx.informers.namespaces.clone();
     let pods = ctx.informers.pods.clone();
     tokio::spawn(enqueue_changes(namespaces.subscribe(), queue.clone(), |c| {
-        c.new
-            .as_ref()
-            .filter(|n| n.metadata.deletion_timestamp.is_some())
-            .and_then(|n| n.metadata.name.clone())
-            .into_iter()
-            .collect()
+        c.new.as_deref().and_then(terminating).into_iter().collect()
     }));
     // A pod that finished terminating may have been the last thing a namespace waited for.
     let ns_store = namespaces.store();
@@ -73,24 +68,15 @@ pub async fn run(ctx: Context) -> Result<(), NamespaceError> {
     }));
     namespaces.wait_synced().await;
     pods.wait_synced().await;
-    let resync_store = namespaces.store();
-    let resync_queue = queue.clone();
-    let period = ctx.config.resync_period.max(Duration::from_millis(100));
-    tokio::spawn(async move {
-        loop {
-            for n in resync_store.list() {
-                if n.metadata.deletion_timestamp.is_some() {
-                    if let Some(name) = n.metadata.name.clone() {
-                        resync_queue.add(name);
-                    }
-                }
-            }
-            tokio::time::sleep(period).await;
-        }
-    });
+    resync(namespaces.store(), queue.clone(), ctx.config.resync_period, terminating);
     let r = NamespaceReconciler { client: ctx.client.clone() };
     run_workers(Arc::new(r), queue, ctx.config.concurrent_namespace_syncs, ctx.metrics.clone()).await;
     Err(NamespaceError::Stopped)
+}
+
+/// The name of `ns` if it is being deleted (the only Namespaces this controller works on).
+fn terminating(ns: &Namespace) -> Option<String> {
+    ns.metadata.deletion_timestamp.as_ref().and(ns.metadata.name.clone())
 }
 
 struct NamespaceReconciler {

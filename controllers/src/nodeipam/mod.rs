@@ -7,8 +7,7 @@
 pub mod cidrset;
 pub mod plan;
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
@@ -17,7 +16,10 @@ use kube::api::{Patch, PatchParams};
 use kube::Api;
 
 use crate::context::Context;
-use crate::runtime::{enqueue_changes, run_workers, Action, EventRecorder, Reconciler, Store, WorkQueue};
+use crate::runtime::allocator::{AllocatorKey, Ledger};
+use crate::runtime::{
+    enqueue_changes, every, resync, run_workers, Action, EventRecorder, Reconciler, Store, WorkQueue,
+};
 use cidrset::{CidrSet, CidrSetError};
 use plan::{NodeCidrs, Problem};
 
@@ -40,33 +42,14 @@ pub enum NodeIpamError {
     },
 }
 
-/// A work item: one Node, or a repair pass over all of them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Key {
-    /// Reconcile the Node with this name.
-    Node(String),
-    /// Rebuild the allocation state from the Nodes and report problems.
-    Repair,
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Key::Node(n) => write!(f, "node/{n}"),
-            Key::Repair => f.write_str("repair"),
-        }
-    }
-}
+/// A work item: the Node with this name, or a repair pass (rebuild the allocation state from the Nodes and
+/// report problems).
+pub type Key = AllocatorKey<String>;
 
 struct State {
     set: CidrSet,
-    /// Node name → the resourceVersion of the cached Node our podCIDR patch was based on: until the cache
-    /// shows a newer version, the Node is not patched again.
-    patched: HashMap<String, String>,
-    /// Node name → the last event message reported about it (each problem is reported once).
-    reported: HashMap<String, String>,
-    /// Nodes waiting for a free subnet.
-    waiting: BTreeSet<String>,
+    /// By Node name: podCIDR patches in flight, problems reported, Nodes waiting for a free subnet.
+    ledger: Ledger<String>,
 }
 
 /// The node IPAM reconciler.
@@ -90,7 +73,7 @@ pub async fn run(ctx: Context) -> Result<(), NodeIpamError> {
     let informer = ctx.informers.nodes.clone();
     let queue: WorkQueue<Key> = WorkQueue::new();
     tokio::spawn(enqueue_changes(informer.subscribe(), queue.clone(), |c| {
-        c.key().map(|k| Key::Node(k.name)).into_iter().collect()
+        c.key().map(|k| Key::Object(k.name)).into_iter().collect()
     }));
     informer.wait_synced().await;
     let r = Arc::new(NodeIpam {
@@ -100,37 +83,18 @@ pub async fn run(ctx: Context) -> Result<(), NodeIpamError> {
         queue: queue.clone(),
         cluster: set.cluster(),
         mask: ctx.config.node_cidr_mask_size,
-        state: Mutex::new(State { set, patched: HashMap::new(), reported: HashMap::new(), waiting: BTreeSet::new() }),
+        state: Mutex::new(State { set, ledger: Ledger::default() }),
     });
     // Every existing podCIDR is taken before any Node gets a new one.
     r.repair();
     tracing::info!(cluster_cidr = %r.cluster, mask = r.mask, used = r.lock().set.used(), "node IPAM synced");
-    spawn_periodic(&ctx, r.nodes.clone(), queue.clone());
+    let q = queue.clone();
+    every(ctx.config.repair_interval, move || q.add(Key::Repair));
+    resync(r.nodes.clone(), queue.clone(), ctx.config.resync_period, |n: &Node| {
+        n.metadata.name.clone().map(Key::Object)
+    });
     run_workers(r, queue, 1, ctx.metrics.clone()).await;
     Ok(())
-}
-
-/// Queues a repair every `--repair-interval` and every Node every `--resync-period`.
-fn spawn_periodic(ctx: &Context, nodes: Store<Node>, queue: WorkQueue<Key>) {
-    let repair = ctx.config.repair_interval;
-    let resync = ctx.config.resync_period;
-    let q = queue.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + repair, repair);
-        loop {
-            tick.tick().await;
-            q.add(Key::Repair);
-        }
-    });
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
-        loop {
-            tick.tick().await;
-            for k in nodes.keys() {
-                queue.add(Key::Node(k.name));
-            }
-        }
-    });
 }
 
 impl Reconciler for NodeIpam {
@@ -147,7 +111,7 @@ impl Reconciler for NodeIpam {
                 self.repair();
                 Ok(Action::Done)
             }
-            Key::Node(name) => self.reconcile_node(name).await,
+            Key::Object(name) => self.reconcile_node(name).await,
         }
     }
 }
@@ -161,28 +125,25 @@ impl NodeIpam {
     /// forgets what was reported.
     fn report(&self, st: &mut State, node: &Node, name: &str, problem: Option<(&str, String, bool)>) {
         match problem {
-            None => {
-                st.reported.remove(name);
-            }
+            None => st.ledger.clear_report(name),
             Some((reason, message, warning)) => {
-                if st.reported.get(name) == Some(&message) {
+                if !st.ledger.first_report(name, &message) {
                     return;
                 }
                 tracing::info!(node = name, reason, "{message}");
                 if warning {
-                    self.recorder.warning(node, reason, "Allocating", message.clone());
+                    self.recorder.warning(node, reason, "Allocating", message);
                 } else {
-                    self.recorder.normal(node, reason, "Allocating", message.clone());
+                    self.recorder.normal(node, reason, "Allocating", message);
                 }
-                st.reported.insert(name.to_string(), message);
             }
         }
     }
 
     /// After subnets were freed: Nodes waiting for one, or in conflict, try again.
     fn wake(&self, st: &State) {
-        for n in st.waiting.iter().chain(st.reported.keys()) {
-            self.queue.add(Key::Node(n.clone()));
+        for n in st.ledger.waiting().chain(st.ledger.reported()) {
+            self.queue.add(Key::Object(n.clone()));
         }
     }
 
@@ -193,9 +154,7 @@ impl NodeIpam {
     async fn reconcile_node(&self, name: &str) -> Result<Action, NodeIpamError> {
         let Some(node) = self.nodes.get_named("", name) else {
             let mut st = self.lock();
-            st.patched.remove(name);
-            st.reported.remove(name);
-            st.waiting.remove(name);
+            st.ledger.forget(name);
             if st.set.release_owner(name) {
                 tracing::info!(node = name, "node deleted; its pod CIDR is free again");
                 self.wake(&st);
@@ -205,8 +164,8 @@ impl NodeIpam {
         let view = NodeCidrs::of(&node);
         if !view.pod_cidrs.is_empty() {
             let mut st = self.lock();
-            st.patched.remove(name);
-            st.waiting.remove(name);
+            st.ledger.forget_write(name);
+            st.ledger.set_waiting(name, false);
             let held: Vec<IpNet> = st.set.owned_by(name);
             st.set.release_owner(name);
             let problem = plan::occupy(&mut st.set, &view);
@@ -223,17 +182,17 @@ impl NodeIpam {
         let rv = node.metadata.resource_version.clone().unwrap_or_default();
         let cidr = {
             let mut st = self.lock();
-            if st.patched.get(name) == Some(&rv) {
+            if st.ledger.in_flight(name, Some(&rv)) {
                 return Ok(Action::Done); // patched; the cache has not caught up yet
             }
             let held = st.set.owned_by(name).first().copied();
             match held.or_else(|| st.set.allocate(name)) {
                 Some(c) => {
-                    st.waiting.remove(name);
+                    st.ledger.set_waiting(name, false);
                     c
                 }
                 None => {
-                    st.waiting.insert(name.to_string());
+                    st.ledger.set_waiting(name, true);
                     let msg = format!("Node {name} status is now: CIDRNotAvailable");
                     self.report(&mut st, &node, name, Some(("CIDRNotAvailable", msg, false)));
                     return Ok(Action::Done);
@@ -248,7 +207,7 @@ impl NodeIpam {
             Ok(_) => {
                 tracing::info!(node = name, pod_cidr = %cidr, "allocated pod CIDR");
                 let mut st = self.lock();
-                st.patched.insert(name.to_string(), rv);
+                st.ledger.wrote(name.to_string(), rv);
                 self.report(&mut st, &node, name, None);
                 Ok(Action::Done)
             }
@@ -276,12 +235,11 @@ impl NodeIpam {
             if !view.pod_cidrs.is_empty() {
                 continue;
             }
-            let in_flight =
-                st.patched.get(&view.name).is_some_and(|p| Some(p) == node.metadata.resource_version.as_ref());
+            let in_flight = st.ledger.in_flight(view.name.as_str(), node.metadata.resource_version.as_deref());
             if in_flight {
                 for c in st.set.owned_by(&view.name) {
                     if !matches!(fresh.occupy(c, &view.name), Ok(Ok(()))) {
-                        st.patched.remove(&view.name);
+                        st.ledger.forget_write(view.name.as_str());
                     }
                 }
             }
@@ -297,9 +255,7 @@ impl NodeIpam {
         let released = before.difference(&after).next().is_some();
         st.set = fresh;
         let live: BTreeSet<&str> = views.iter().map(|v| v.name.as_str()).collect();
-        st.patched.retain(|n, _| live.contains(n.as_str()));
-        st.waiting.retain(|n| live.contains(n.as_str()));
-        st.reported.retain(|n, _| live.contains(n.as_str()));
+        st.ledger.retain(|n| live.contains(n.as_str()));
         let with_problem: BTreeSet<&str> = problems.iter().map(|(n, _)| n.as_str()).collect();
         for (node, view) in nodes.iter().zip(&views) {
             if !view.pod_cidrs.is_empty() && !with_problem.contains(view.name.as_str()) {
@@ -315,7 +271,7 @@ impl NodeIpam {
             self.wake(&st);
         }
         for v in views.iter().filter(|v| v.pod_cidrs.is_empty()) {
-            self.queue.add(Key::Node(v.name.clone()));
+            self.queue.add(Key::Object(v.name.clone()));
         }
     }
 }

@@ -9,17 +9,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::runtime::conditions::node_condition;
+
 /// The conditions the controller sets to Unknown when a node goes silent (upstream's list).
 pub const MONITORED_CONDITIONS: [&str; 4] = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
-
-/// The status of a Node's Ready condition (`None` when it has none).
-pub fn ready_status(node: &Node) -> Option<&str> {
-    condition(node, "Ready").map(|c| c.status.as_str())
-}
-
-fn condition<'a>(node: &'a Node, type_: &str) -> Option<&'a NodeCondition> {
-    node.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == type_))
-}
 
 #[derive(Clone, Debug, PartialEq)]
 struct Record {
@@ -38,7 +31,7 @@ impl HealthTracker {
     /// Records what `node` and its lease's `renewTime` show now; returns when the node was last heard from.
     pub fn observe(&mut self, node: &Node, lease_renew: Option<jiff::Timestamp>, now: Instant) -> Instant {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let ready_heartbeat = condition(node, "Ready").and_then(|c| c.last_heartbeat_time.clone());
+        let ready_heartbeat = node_condition(node, "Ready").and_then(|c| c.last_heartbeat_time.clone());
         let rec = self.records.entry(name).or_insert_with(|| Record {
             probe: now,
             ready_heartbeat: ready_heartbeat.clone(),
@@ -63,7 +56,7 @@ impl HealthTracker {
 
 /// The grace period for `node`: the startup one until it has ever posted a Ready condition.
 pub fn grace_period(node: &Node, monitor: Duration, startup: Duration) -> Duration {
-    if condition(node, "Ready").is_some() {
+    if node_condition(node, "Ready").is_some() {
         monitor
     } else {
         startup

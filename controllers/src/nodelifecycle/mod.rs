@@ -16,7 +16,10 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
 use crate::context::{Context, NODE_LEASE_NAMESPACE};
-use crate::runtime::{enqueue_changes, run_workers, Action, EventRecorder, Informer, Reconciler, WorkQueue};
+use crate::runtime::conditions::{node_ready_status, pod_is_ready};
+use crate::runtime::{
+    enqueue_all, enqueue_changes, run_workers, Action, EventRecorder, Informer, Reconciler, WorkQueue,
+};
 use health::HealthTracker;
 
 /// What can go wrong checking a node.
@@ -76,9 +79,8 @@ pub async fn run(ctx: Context) -> Result<(), NodeLifecycleError> {
     tokio::spawn(enqueue_changes(inf.pods.subscribe(), queue.clone(), move |c| {
         let Some(p) = c.new.as_deref() else { return Vec::new() };
         let Some(node) = p.spec.as_ref().and_then(|s| s.node_name.clone()) else { return Vec::new() };
-        let not_ready =
-            nodes.get_named("", &node).is_some_and(|n| health::ready_status(&n).is_some_and(|s| s != "True"));
-        if not_ready && pod_ready(p) {
+        let not_ready = nodes.get_named("", &node).is_some_and(|n| node_ready_status(&n).is_some_and(|s| s != "True"));
+        if not_ready && pod_is_ready(p) {
             vec![node]
         } else {
             Vec::new()
@@ -87,9 +89,8 @@ pub async fn run(ctx: Context) -> Result<(), NodeLifecycleError> {
     inf.nodes.wait_synced().await;
     inf.node_leases.wait_synced().await;
     inf.pods.wait_synced().await;
-    for n in inf.nodes.store().keys() {
-        queue.add(n.name);
-    }
+    // Every Node once; each then comes back every --node-monitor-period (RequeueAfter).
+    enqueue_all(&inf.nodes.store(), &queue, |n: &Node| n.metadata.name.clone());
     let r = NodeLifecycle {
         client: ctx.client.clone(),
         nodes: inf.nodes.clone(),
@@ -103,14 +104,6 @@ pub async fn run(ctx: Context) -> Result<(), NodeLifecycleError> {
     };
     run_workers(Arc::new(r), queue, 1, ctx.metrics.clone()).await;
     Err(NodeLifecycleError::Stopped)
-}
-
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
 }
 
 struct NodeLifecycle {
@@ -142,7 +135,7 @@ impl NodeLifecycle {
             .store()
             .list()
             .into_iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node) && pod_ready(p))
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node) && pod_is_ready(p))
             .collect();
         for p in pods {
             let ns = p.metadata.namespace.clone().unwrap_or_default();
@@ -195,7 +188,7 @@ impl Reconciler for NodeLifecycle {
         let grace = health::grace_period(&node, self.grace, self.startup_grace);
         if probe.elapsed() > grace {
             if let Some(conds) = health::silent_conditions(&node, &Time(jiff::Timestamp::now())) {
-                let was = health::ready_status(&node).map(str::to_string);
+                let was = node_ready_status(&node).map(str::to_string);
                 let patch = serde_json::json!({
                     "metadata": {"resourceVersion": node.metadata.resource_version},
                     "status": {"conditions": conds},
@@ -215,7 +208,7 @@ impl Reconciler for NodeLifecycle {
                 }
             }
         }
-        if health::ready_status(&node).is_some_and(|s| s != "True") {
+        if node_ready_status(&node).is_some_and(|s| s != "True") {
             self.mark_pods_not_ready(name).await?;
         }
         let all: Vec<Arc<Node>> = self.nodes.store().list();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::health::ready_status;
+use crate::runtime::conditions::{node_condition, node_is_ready, node_ready_status};
 
 /// Ready is False.
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -63,7 +63,7 @@ pub fn zone_states<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> BTreeMap<St
     let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for n in nodes {
         let c = counts.entry(zone_of(n)).or_default();
-        if ready_status(n) == Some("True") {
+        if node_is_ready(n) {
             c.0 += 1;
         } else {
             c.1 += 1;
@@ -114,28 +114,21 @@ fn taint(key: &str, effect: &str, added: Option<&Time>) -> Taint {
 /// and the `timeAdded` of kept taints, are preserved.
 pub fn desired_taints(node: &Node, policy: NoExecute, now: &Time) -> Option<Vec<Taint>> {
     let current = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    let status = |t: &str| {
-        node.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == t))
-            .map(|c| c.status.clone())
-    };
     let mut want = Vec::new();
-    match ready_status(node) {
+    match node_ready_status(node) {
         Some("False") => want.push(taint(NOT_READY, "NoSchedule", None)),
         Some("Unknown") => want.push(taint(UNREACHABLE, "NoSchedule", None)),
         _ => {}
     }
     for (cond, key) in CONDITION_TAINTS {
-        if status(cond).as_deref() == Some("True") {
+        if node_condition(node, cond).is_some_and(|c| c.status == "True") {
             want.push(taint(key, "NoSchedule", None));
         }
     }
     if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
         want.push(taint(UNSCHEDULABLE, "NoSchedule", None));
     }
-    let no_execute = match ready_status(node) {
+    let no_execute = match node_ready_status(node) {
         Some("False") => Some(NOT_READY),
         Some("Unknown") => Some(UNREACHABLE),
         _ => None,

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration};
 
 use super::resources::{allocatable, Resources};
+use crate::runtime::conditions::node_ready_status;
 
 /// The taint of a node that is not ready.
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -73,22 +74,13 @@ fn pod_tolerates(pod: &Pod, taint: &Taint) -> bool {
     pod.spec.as_ref().and_then(|s| s.tolerations.as_ref()).is_some_and(|ts| ts.iter().any(|t| tolerates(t, taint)))
 }
 
-/// The status of the node's Ready condition ("True", "False", "Unknown"; "" when it has none).
-pub fn ready_status(node: &Node) -> &str {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-        .map_or("", |c| c.status.as_str())
-}
-
 /// The node's taints, plus the not-ready/unreachable taint its Ready condition implies when the node does
 /// not carry it already.
 pub fn effective_taints(node: &Node) -> Vec<Taint> {
     let mut taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    let implied = match ready_status(node) {
-        "True" => None,
-        "Unknown" => Some(TAINT_UNREACHABLE),
+    let implied = match node_ready_status(node) {
+        Some("True") => None,
+        Some("Unknown") => Some(TAINT_UNREACHABLE),
         _ => Some(TAINT_NOT_READY),
     };
     if let Some(key) = implied {

@@ -27,8 +27,9 @@ use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::context::Context;
+use crate::runtime::conditions::node_ready_status;
 use crate::runtime::queue::backoff;
-use crate::runtime::{run_workers, Action, Change, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue};
+use crate::runtime::{every, run_workers, Action, Change, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue};
 use cache::SchedulerCache;
 
 /// The scheduler's name: pods with this `spec.schedulerName` (or none) are ours; also the events' reporter.
@@ -70,7 +71,7 @@ pub fn node_change_matters(old: Option<&Node>, new: Option<&Node>) -> bool {
             let taints = |x: &Node| x.spec.as_ref().map(|s| (s.taints.clone(), s.unschedulable));
             o.metadata.labels != n.metadata.labels
                 || taints(o) != taints(n)
-                || filter::ready_status(o) != filter::ready_status(n)
+                || node_ready_status(o) != node_ready_status(n)
                 || resources::allocatable(o) != resources::allocatable(n)
         }
     }
@@ -144,15 +145,8 @@ pub async fn run(ctx: Context) -> Result<(), SchedulerError> {
         }
     });
     s.resync();
-    let resync = ctx.config.resync_period;
     let s2 = s.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
-        loop {
-            tick.tick().await;
-            s2.resync();
-        }
-    });
+    every(ctx.config.resync_period, move || s2.resync());
     run_workers(s, queue, 1, ctx.metrics.clone()).await;
     Ok(())
 }

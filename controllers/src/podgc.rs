@@ -1,4 +1,4 @@
-//! Pod garbage collection (upstream pkg/controller/podgc), run by the garbage collector: force-deletes pods
+//! Pod garbage collection (upstream pkg/controller/podgc), the `podgc` entry of `--controllers`: force-deletes pods
 //! bound to Nodes that no longer exist (after a quarantine, and a live GET of the Node answering 404),
 //! terminating pods that were never scheduled, terminating pods on NotReady Nodes tainted out-of-service, and
 //! the oldest terminated pods past `--terminated-pod-gc-threshold`. Pods whose node agent is alive are never
@@ -14,9 +14,42 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::Api;
 
 use crate::context::Context;
+use crate::runtime::conditions::node_is_ready;
 
 /// The taint an administrator puts on a Node that is shut down for good.
 pub const TAINT_OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
+
+/// What can go wrong while collecting a pod (logged; the next pass tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum PodGcError {
+    /// The live GET that confirms a Node is gone failed.
+    #[error("checking whether node {node} still exists: {source}")]
+    GetNode {
+        /// The Node.
+        node: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Marking a pod Failed with its `DisruptionTarget` condition failed.
+    #[error("marking pod {pod} failed before deleting it: {source}")]
+    MarkFailed {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The force-delete failed.
+    #[error("force-deleting pod {pod}: {source}")]
+    Delete {
+        /// `namespace/name` of the pod.
+        pod: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
 
 /// Why a pod is force-deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,14 +95,6 @@ fn terminated(pod: &Pod) -> bool {
     matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
-fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
-}
-
 fn out_of_service(node: &Node) -> bool {
     node.spec
         .as_ref()
@@ -101,7 +126,7 @@ pub fn select(
             out.push(collect(p, Cause::NodeGone));
         } else if node.is_empty() && deleting {
             out.push(collect(p, Cause::UnscheduledTerminating));
-        } else if deleting && nodes.get(&node).is_some_and(|n| !node_ready(n) && out_of_service(n)) {
+        } else if deleting && nodes.get(&node).is_some_and(|n| !node_is_ready(n) && out_of_service(n)) {
             out.push(collect(p, Cause::OutOfService));
         } else if terminated(p) && !deleting {
             terminated_pods.push(p);
@@ -143,8 +168,8 @@ impl Quarantine {
 }
 
 /// Runs pod GC every `--node-monitor-period` until the process ends. Failures are logged and retried on the
-/// next pass.
-pub async fn run(ctx: Context) {
+/// next pass, so it never returns an error.
+pub async fn run(ctx: Context) -> Result<(), PodGcError> {
     let pods = ctx.informers.pods.clone();
     let nodes = ctx.informers.nodes.clone();
     pods.wait_synced().await;
@@ -169,22 +194,25 @@ pub async fn run(ctx: Context) {
                     gone.insert(n);
                 }
                 Ok(Some(_)) => {}
-                Err(e) => tracing::warn!(node = %n, error = %e, "pod GC: checking whether a node exists failed"),
+                Err(source) => {
+                    tracing::warn!(error = %PodGcError::GetNode { node: n, source }, "pod GC: pass incomplete")
+                }
             }
         }
         let threshold = ctx.config.terminated_pod_gc_threshold;
         for c in select(&all_pods, &node_map, &gone, threshold) {
             let pod = pods.store().get_named(&c.namespace, &c.name);
             if let Err(e) = collect(&ctx, &c, pod.as_deref()).await {
-                tracing::warn!(pod = %format!("{}/{}", c.namespace, c.name), error = %e, "pod GC: deleting pod failed");
+                tracing::warn!(error = %e, "pod GC: pass incomplete");
             }
         }
     }
 }
 
 /// Marks `c`'s pod Failed with a `DisruptionTarget` condition if it still runs, then force-deletes it.
-async fn collect(ctx: &Context, c: &Collect, pod: Option<&Pod>) -> Result<(), kube::Error> {
+async fn collect(ctx: &Context, c: &Collect, pod: Option<&Pod>) -> Result<(), PodGcError> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &c.namespace);
+    let name = || format!("{}/{}", c.namespace, c.name);
     if let (true, Some(message), Some(pod)) = (c.running, c.cause.message(), pod) {
         let mut conditions: Vec<PodCondition> =
             pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
@@ -201,10 +229,10 @@ async fn collect(ctx: &Context, c: &Collect, pod: Option<&Pod>) -> Result<(), ku
         match api.patch_status(&c.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-            Err(e) => return Err(e),
+            Err(source) => return Err(PodGcError::MarkFailed { pod: name(), source }),
         }
     }
-    tracing::info!(pod = %format!("{}/{}", c.namespace, c.name), cause = ?c.cause, "pod GC: force-deleting pod");
+    tracing::info!(pod = %name(), cause = ?c.cause, "pod GC: force-deleting pod");
     let dp = DeleteParams {
         grace_period_seconds: Some(0),
         preconditions: Some(Preconditions { uid: Some(c.uid.clone()), resource_version: None }),
@@ -213,7 +241,7 @@ async fn collect(ctx: &Context, c: &Collect, pod: Option<&Pod>) -> Result<(), ku
     match api.delete(&c.name, &dp).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(e) => Err(e),
+        Err(source) => Err(PodGcError::Delete { pod: name(), source }),
     }
 }
 
