@@ -25,7 +25,9 @@ use kube::Client;
 use crate::context::Context;
 use crate::replicaset::claim::{self, ClaimError};
 use crate::replicaset::pods;
-use crate::runtime::{enqueue_changes, run_workers, Action, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue};
+use crate::runtime::{
+    enqueue_changes, resync, run_workers, Action, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue,
+};
 use recreate::PodMap;
 use sync::Syncer;
 
@@ -212,15 +214,7 @@ pub async fn run(ctx: Context) -> Result<(), DeploymentError> {
     replica_sets.wait_synced().await;
     pods.wait_synced().await;
 
-    let store = deployments.store();
-    let resync_queue = queue.clone();
-    let period = ctx.config.resync_period;
-    tokio::spawn(async move {
-        loop {
-            store.keys().into_iter().for_each(|k| resync_queue.add(k));
-            tokio::time::sleep(period).await;
-        }
-    });
+    resync(deployments.store(), queue.clone(), ctx.config.resync_period, |o: &Deployment| Some(ObjectKey::of(o)));
 
     let controller = DeploymentController {
         shared: Shared {
