@@ -119,13 +119,7 @@ macro_rules! replica_accessors {
                     .conditions
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|c| Condition {
-                        type_: c.type_,
-                        status: c.status,
-                        reason: c.reason,
-                        message: c.message,
-                        last_transition_time: c.last_transition_time,
-                    })
+                    .map(|c| replica_accessors!(@condition Condition, c))
                     .collect(),
             }
         }
@@ -141,16 +135,20 @@ macro_rules! replica_accessors {
                 conditions: nonzero(
                     s.conditions
                         .into_iter()
-                        .map(|c| $condition {
-                            type_: c.type_,
-                            status: c.status,
-                            reason: c.reason,
-                            message: c.message,
-                            last_transition_time: c.last_transition_time,
-                        })
+                        .map(|c| replica_accessors!(@condition $condition, c))
                         .collect(),
                 ),
             });
+        }
+    };
+    // A condition as `$to`: the condition types of both kinds and `Condition` have the same fields.
+    (@condition $to:ident, $c:ident) => {
+        $to {
+            type_: $c.type_,
+            status: $c.status,
+            reason: $c.reason,
+            message: $c.message,
+            last_transition_time: $c.last_transition_time,
         }
     };
     (@terminating $s:ident) => {
