@@ -136,6 +136,25 @@ fn is_ready(p: &Pod) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// "<what>: <pod name>" for each pod, as the ReplicaSet controller's events say it.
+fn pod_messages(what: &str, pods: &[Pod]) -> Vec<String> {
+    pods.iter().map(|p| format!("{what}: {}", p.metadata.name.as_deref().unwrap_or(""))).collect()
+}
+
+/// Waits until `kubectl describe <what>` lists an event with each of `messages` (events are written in the
+/// background, so the last ones may show a moment later).
+async fn describe_shows(k: &Kubectl, what: &[&str], messages: &[String]) -> Result<()> {
+    let args: Vec<&str> = std::iter::once("describe").chain(what.iter().copied()).collect();
+    wait::until(TIMEOUT, &format!("describe {what:?} to show {messages:?}"), || async {
+        let out = kc(k, &args).await?;
+        match messages.iter().find(|m| !out.contains(m.as_str())) {
+            None => Ok(Some(())),
+            Some(m) => bail!("no {m:?} in\n{out}"),
+        }
+    })
+    .await
+}
+
 /// Waits until exactly `n` live pods of `app` exist and all are ready.
 async fn ready_pods(client: &Client, app: &str, n: usize) -> Result<Vec<Pod>> {
     wait::until(TIMEOUT, &format!("{n} ready pods of {app}"), || async {
@@ -199,11 +218,10 @@ async fn deployment_rolls_out_scales_and_replaces_pods() -> Result<()> {
         .collect();
     assert_eq!(conds.get("Available"), Some(&("True".into(), "MinimumReplicasAvailable".into())));
     assert_eq!(conds.get("Progressing"), Some(&("True".into(), "NewReplicaSetAvailable".into())));
-    let describe = kc(&k, &["describe", "deploy", "web"]).await?;
     let rs_name = rs.metadata.name.clone().unwrap_or_default();
-    assert!(describe.contains(&format!("Scaled up replica set {rs_name} from 0 to 2")), "{describe}");
-    let describe = kc(&k, &["describe", "rs", &rs_name]).await?;
-    assert!(describe.contains("SuccessfulCreate") && describe.contains("Created pod: "), "{describe}");
+    describe_shows(&k, &["deploy", "web"], &[format!("Scaled up replica set {rs_name} from 0 to 2")]).await?;
+    // Events with different messages are not grouped: every pod's creation has its own line.
+    describe_shows(&k, &["rs", &rs_name], &pod_messages("Created pod", &pods)).await?;
 
     // Scale up, delete a pod, scale to zero.
     kc(&k, &["scale", "deployment/web", "--replicas=4"]).await?;
@@ -215,8 +233,16 @@ async fn deployment_rolls_out_scales_and_replaces_pods() -> Result<()> {
     assert!(pods.iter().all(|p| p.metadata.name.as_deref() != Some(victim.as_str())));
     let out = kc(&k, &["get", "deploy", "web", "--no-headers"]).await?;
     assert!(out.split_whitespace().collect::<Vec<_>>()[1..4] == ["4/4", "4", "4"], "{out}");
+    let scaled = [
+        format!("Scaled up replica set {rs_name} from 0 to 2"),
+        format!("Scaled up replica set {rs_name} from 2 to 4"),
+    ];
+    describe_shows(&k, &["deploy", "web"], &scaled).await?;
+    describe_shows(&k, &["rs", &rs_name], &pod_messages("Created pod", &pods)).await?;
     kc(&k, &["scale", "deployment/web", "--replicas=0"]).await?;
     ready_pods(&c.client, "web", 0).await?;
+    describe_shows(&k, &["deploy", "web"], &[format!("Scaled down replica set {rs_name} from 4 to 0")]).await?;
+    describe_shows(&k, &["rs", &rs_name], &pod_messages("Deleted pod", &pods)).await?;
     rollout_status(&k, "web").await?;
     assert_eq!(replica_sets(&c.client, "web").await?.len(), 1, "scaling makes no new ReplicaSet");
     Ok(())

@@ -5,43 +5,18 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use knet_apimachinery::labels;
 
-use super::fenceposts;
-use crate::replicaset::pods;
+use super::{fenceposts, util};
+use crate::replicaset::{owners, pods};
 use crate::runtime::{Change, ObjectKey, Store};
 
-/// The cached controller of kind `kind` (group `group`) of an object, when its UID matches.
-fn resolve<K: kube::Resource>(meta: &ObjectMeta, store: &Store<K>, group: &str, kind: &str) -> Option<ObjectKey> {
-    let r = pods::controller_of(meta)?;
-    let ref_group = r.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    if r.kind != kind || ref_group != group {
-        return None;
-    }
-    let namespace = meta.namespace.as_deref().unwrap_or("");
-    let owner = store.get_named(namespace, &r.name)?;
-    (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then(|| ObjectKey::new(namespace, &r.name))
-}
-
 fn owning_deployment(rs: &ReplicaSet, deployments: &Store<Deployment>) -> Option<ObjectKey> {
-    resolve(&rs.metadata, deployments, "apps", "Deployment")
+    owners::resolve(&rs.metadata, deployments)
 }
 
 /// `getDeploymentsForReplicaSet`: Deployments of the namespace whose non-empty selector matches the labels.
 fn selecting(rs: &ReplicaSet, deployments: &Store<Deployment>) -> Vec<ObjectKey> {
-    let namespace = rs.metadata.namespace.as_deref().unwrap_or("");
-    let empty = Default::default();
-    let labels = rs.metadata.labels.as_ref().unwrap_or(&empty);
-    deployments
-        .list_namespace(namespace)
-        .iter()
-        .filter(|d| {
-            labels::from_optional_label_selector(d.spec.as_ref().map(|s| &s.selector))
-                .is_ok_and(|s| !s.is_everything() && s.matches(labels))
-        })
-        .map(|d| ObjectKey::of(d.as_ref()))
-        .collect()
+    owners::selecting(&rs.metadata, deployments, util::selector)
 }
 
 /// The Deployments to sync after a ReplicaSet change.
@@ -54,21 +29,7 @@ pub fn replica_set_change(change: &Change<ReplicaSet>, deployments: &Store<Deplo
             }
             None => Vec::new(),
         },
-        (Some(old), Some(new)) => {
-            let ref_changed = pods::controller_of(&old.metadata) != pods::controller_of(&new.metadata);
-            let mut keys = Vec::new();
-            if ref_changed {
-                keys.extend(owning_deployment(old, deployments));
-            }
-            if let Some(key) = owning_deployment(new, deployments) {
-                keys.push(key);
-            } else if pods::controller_of(&new.metadata).is_none()
-                && (ref_changed || old.metadata.labels != new.metadata.labels)
-            {
-                keys.extend(selecting(new, deployments));
-            }
-            keys
-        }
+        (Some(old), Some(new)) => owners::updated(&old.metadata, &new.metadata, deployments, util::selector),
         (Some(old), None) => owning_deployment(old, deployments).into_iter().collect(),
         (None, None) => Vec::new(),
     }
@@ -86,7 +47,7 @@ pub fn pod_change(
     if !gone {
         return Vec::new();
     }
-    let Some(rs_key) = resolve(&pod.metadata, replica_sets, "apps", "ReplicaSet") else { return Vec::new() };
+    let Some(rs_key) = owners::resolve(&pod.metadata, replica_sets) else { return Vec::new() };
     let Some(rs) = replica_sets.get(&rs_key) else { return Vec::new() };
     let Some(key) = owning_deployment(&rs, deployments) else { return Vec::new() };
     match deployments.get(&key) {

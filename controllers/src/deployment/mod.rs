@@ -25,7 +25,9 @@ use kube::Client;
 use crate::context::Context;
 use crate::replicaset::claim::{self, ClaimError};
 use crate::replicaset::pods;
-use crate::runtime::{enqueue_changes, run_workers, Action, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue};
+use crate::runtime::{
+    enqueue_changes, resync, run_workers, Action, EventRecorder, ObjectKey, Reconciler, Store, WorkQueue,
+};
 use recreate::PodMap;
 use sync::Syncer;
 
@@ -125,8 +127,7 @@ impl DeploymentController {
 
     /// `getReplicaSetsForDeployment`: the ReplicaSets the Deployment controls, after adoption and release.
     async fn replica_sets_for(&self, d: &Deployment, key: &ObjectKey) -> Result<Vec<ReplicaSet>, DeploymentError> {
-        let selector = labels::from_optional_label_selector(d.spec.as_ref().map(|s| &s.selector))
-            .map_err(|source| DeploymentError::Selector { key: key.clone(), source })?;
+        let selector = util::selector(d).map_err(|source| DeploymentError::Selector { key: key.clone(), source })?;
         let candidates = self.shared.replica_sets.list_namespace(&key.namespace);
         let claimed = claim::claim_all(&self.shared.client, d, &selector, &candidates)
             .await
@@ -138,7 +139,7 @@ impl DeploymentController {
     fn pod_map(&self, d: &Deployment, rss: &[ReplicaSet]) -> PodMap {
         let mut map: PodMap = rss.iter().filter_map(|r| r.metadata.uid.clone()).map(|u| (u, Vec::new())).collect();
         let namespace = d.metadata.namespace.as_deref().unwrap_or("");
-        let Ok(selector) = labels::from_optional_label_selector(d.spec.as_ref().map(|s| &s.selector)) else {
+        let Ok(selector) = util::selector(d) else {
             return map;
         };
         for pod in self.shared.pods.select(namespace, &selector) {
@@ -213,15 +214,7 @@ pub async fn run(ctx: Context) -> Result<(), DeploymentError> {
     replica_sets.wait_synced().await;
     pods.wait_synced().await;
 
-    let store = deployments.store();
-    let resync_queue = queue.clone();
-    let period = ctx.config.resync_period;
-    tokio::spawn(async move {
-        loop {
-            store.keys().into_iter().for_each(|k| resync_queue.add(k));
-            tokio::time::sleep(period).await;
-        }
-    });
+    resync(deployments.store(), queue.clone(), ctx.config.resync_period, |o: &Deployment| Some(ObjectKey::of(o)));
 
     let controller = DeploymentController {
         shared: Shared {

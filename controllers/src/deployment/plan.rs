@@ -81,9 +81,9 @@ pub fn scale_down_budget(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) 
     util::sum_sizes(all) - min_available - new_unavailable
 }
 
-/// `cleanupUnhealthyReplicas`: shrink old ReplicaSets (oldest first) by their unavailable pods, at most
-/// `budget` in total. Returns (index in `old`, new size) for each ReplicaSet to shrink, and the total.
-pub fn cleanup_unhealthy(old: &[&ReplicaSet], budget: i32) -> (Vec<(usize, i32)>, i32) {
+/// Shrinks old ReplicaSets oldest first, each by at most `cap(rs)` pods and all together by at most
+/// `budget`. Returns (index in `old`, new size) for each ReplicaSet to shrink, and the total taken.
+fn shrink_oldest_first(old: &[&ReplicaSet], budget: i32, cap: impl Fn(&ReplicaSet) -> i32) -> (Vec<(usize, i32)>, i32) {
     let mut order: Vec<usize> = (0..old.len()).collect();
     order.sort_by(|a, b| util::by_creation(old[*a], old[*b]));
     let mut plan = Vec::new();
@@ -92,17 +92,22 @@ pub fn cleanup_unhealthy(old: &[&ReplicaSet], budget: i32) -> (Vec<(usize, i32)>
         if total >= budget {
             break;
         }
-        let rs = old[i];
-        let size = util::size(rs);
-        let unhealthy = size - util::lasting_available(rs);
-        if size == 0 || unhealthy == 0 {
+        let size = util::size(old[i]);
+        let most = cap(old[i]);
+        if size == 0 || most <= 0 {
             continue;
         }
-        let count = (budget - total).min(unhealthy);
+        let count = (budget - total).min(most);
         plan.push((i, size - count));
         total += count;
     }
     (plan, total)
+}
+
+/// `cleanupUnhealthyReplicas`: shrink old ReplicaSets (oldest first) by their unavailable pods, at most
+/// `budget` in total. Returns (index in `old`, new size) for each ReplicaSet to shrink, and the total.
+pub fn cleanup_unhealthy(old: &[&ReplicaSet], budget: i32) -> (Vec<(usize, i32)>, i32) {
+    shrink_oldest_first(old, budget, |rs| util::size(rs) - util::lasting_available(rs))
 }
 
 /// `scaleDownOldReplicaSetsForRollingUpdate`: shrink old ReplicaSets (oldest first) by as many available
@@ -110,27 +115,7 @@ pub fn cleanup_unhealthy(old: &[&ReplicaSet], budget: i32) -> (Vec<(usize, i32)>
 pub fn scale_down_old(d: &Deployment, all: &[&ReplicaSet], old: &[&ReplicaSet]) -> Vec<(usize, i32)> {
     let min_available = util::desired_replicas(d) - fenceposts::max_unavailable(d);
     let available: i32 = all.iter().map(|rs| util::lasting_available(rs)).sum();
-    if available <= min_available {
-        return Vec::new();
-    }
-    let to_remove = available - min_available;
-    let mut order: Vec<usize> = (0..old.len()).collect();
-    order.sort_by(|a, b| util::by_creation(old[*a], old[*b]));
-    let mut plan = Vec::new();
-    let mut removed = 0;
-    for i in order {
-        if removed >= to_remove {
-            break;
-        }
-        let size = util::size(old[i]);
-        if size == 0 {
-            continue;
-        }
-        let count = size.min(to_remove - removed);
-        plan.push((i, size - count));
-        removed += count;
-    }
-    plan
+    shrink_oldest_first(old, available - min_available, util::size).0
 }
 
 #[cfg(test)]

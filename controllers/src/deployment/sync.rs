@@ -49,6 +49,13 @@ impl Syncer<'_> {
         Ok(())
     }
 
+    /// Sets the Progressing condition of the working copy (`status`, `why`, `message`) and writes the status.
+    async fn set_progressing(&mut self, status: &str, why: &str, message: String) -> Result<(), DeploymentError> {
+        let cond = util::new_condition(reason::PROGRESSING, status, why, message, Timestamp::now());
+        util::set_condition(self.d.status.get_or_insert_with(Default::default), cond);
+        self.update_status().await
+    }
+
     /// `SetDeploymentRevision`: puts the revision annotation on the Deployment (a metadata patch: the
     /// status subresource of knet's API server keeps metadata as it was).
     async fn set_revision(&mut self, revision: i64) -> Result<(), DeploymentError> {
@@ -100,7 +107,6 @@ impl Syncer<'_> {
     ) -> Result<Option<ReplicaSet>, DeploymentError> {
         let old_refs: Vec<&ReplicaSet> = old.iter().collect();
         let new_revision = util::max_revision(&old_refs) + 1;
-        let now = Timestamp::now();
         if let Some(existing) = util::find_new(&self.d, rss) {
             let mut copy = existing.clone();
             let annotations_changed = util::set_new_replica_set_annotations(
@@ -123,20 +129,14 @@ impl Syncer<'_> {
                 self.d.status.as_ref().is_some_and(|st| util::condition(st, reason::PROGRESSING).is_some());
             if util::has_progress_deadline(&self.d) && !has_progressing {
                 let name = copy.metadata.name.as_deref().unwrap_or("");
-                let msg = format!("Found new replica set {name:?}");
-                let status = self.d.status.get_or_insert_with(Default::default);
-                util::set_condition(
-                    status,
-                    util::new_condition(reason::PROGRESSING, "True", reason::FOUND_NEW_RS, msg, now),
-                );
-                self.update_status().await?;
+                self.set_progressing("True", reason::FOUND_NEW_RS, format!("Found new replica set {name:?}")).await?;
             }
             return Ok(Some(copy));
         }
         if !create {
             return Ok(None);
         }
-        self.create_new_replica_set(old, new_revision, now).await.map(Some)
+        self.create_new_replica_set(old, new_revision).await.map(Some)
     }
 
     /// The new ReplicaSet for the Deployment's template: `<name>-<hash>`, the hash label on its selector and
@@ -179,7 +179,6 @@ impl Syncer<'_> {
         &mut self,
         old: &[ReplicaSet],
         revision: i64,
-        now: Timestamp,
     ) -> Result<ReplicaSet, DeploymentError> {
         let rs = self.build_new_replica_set(old, revision)?;
         let name = rs.metadata.name.clone().unwrap_or_default();
@@ -209,11 +208,8 @@ impl Syncer<'_> {
             Err(source) => {
                 let msg = format!("Failed to create new replica set {name:?}: {}", api_message(&source));
                 if util::has_progress_deadline(&self.d) {
-                    let status = self.d.status.get_or_insert_with(Default::default);
-                    let cond =
-                        util::new_condition(reason::PROGRESSING, "False", reason::FAILED_RS_CREATE, msg.clone(), now);
-                    util::set_condition(status, cond);
-                    let _ = self.update_status().await;
+                    // The creation's error is the one to report; a failed status write is retried with it.
+                    let _ = self.set_progressing("False", reason::FAILED_RS_CREATE, msg.clone()).await;
                 }
                 self.shared.recorder.warning(&self.d, reason::FAILED_RS_CREATE, "Create", msg);
                 return Err(DeploymentError::CreateReplicaSet { name, source });
@@ -225,13 +221,7 @@ impl Syncer<'_> {
         }
         self.set_revision(revision).await?;
         if !already_existed && util::has_progress_deadline(&self.d) {
-            let status = self.d.status.get_or_insert_with(Default::default);
-            let msg = format!("Created new replica set {name:?}");
-            util::set_condition(
-                status,
-                util::new_condition(reason::PROGRESSING, "True", reason::NEW_RS_CREATED, msg, now),
-            );
-            self.update_status().await?;
+            self.set_progressing("True", reason::NEW_RS_CREATED, format!("Created new replica set {name:?}")).await?;
         }
         Ok(created)
     }
@@ -372,21 +362,22 @@ impl Syncer<'_> {
             return Ok(());
         }
         let paused = self.d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false);
-        let status = self.d.status.get_or_insert_with(Default::default);
-        let cond = util::condition(status, reason::PROGRESSING);
-        if cond.is_some_and(|c| c.reason.as_deref() == Some(reason::TIMED_OUT)) {
+        let why = self
+            .d
+            .status
+            .as_ref()
+            .and_then(|st| util::condition(st, reason::PROGRESSING))
+            .and_then(|c| c.reason.as_deref());
+        if why == Some(reason::TIMED_OUT) {
             return Ok(());
         }
-        let paused_cond = cond.is_some_and(|c| c.reason.as_deref() == Some(reason::PAUSED));
-        let now = Timestamp::now();
-        let new = if paused && !paused_cond {
-            util::new_condition(reason::PROGRESSING, "Unknown", reason::PAUSED, "Deployment is paused".into(), now)
+        let paused_cond = why == Some(reason::PAUSED);
+        if paused && !paused_cond {
+            self.set_progressing("Unknown", reason::PAUSED, "Deployment is paused".into()).await
         } else if !paused && paused_cond {
-            util::new_condition(reason::PROGRESSING, "Unknown", reason::RESUMED, "Deployment is resumed".into(), now)
+            self.set_progressing("Unknown", reason::RESUMED, "Deployment is resumed".into()).await
         } else {
-            return Ok(());
-        };
-        util::set_condition(status, new);
-        self.update_status().await
+            Ok(())
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use knet_apimachinery::labels::{self, LabelSelectorError, Selector};
 
 use super::hash;
 
@@ -44,6 +45,11 @@ pub mod reason {
 
 fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
     rs.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// The Deployment's `spec.selector`.
+pub fn selector(d: &Deployment) -> Result<Selector, LabelSelectorError> {
+    labels::from_optional_label_selector(d.spec.as_ref().map(|s| &s.selector))
 }
 
 /// `spec.replicas` of the Deployment (1 when unset, as defaulted).

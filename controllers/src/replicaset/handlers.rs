@@ -6,38 +6,18 @@
 use k8s_openapi::api::core::v1::Pod;
 
 use super::expectations::Expectations;
-use super::pods;
 use super::workload::ReplicaController;
+use super::{owners, pods};
 use crate::runtime::{Change, ObjectKey, Store};
 
-/// The group of an `apiVersion` ("" for the core group).
-fn group(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map_or("", |(g, _)| g)
-}
-
-/// The cached controller of `pod` of kind `K`, if the pod's controller reference points at one that exists
-/// with that UID (`resolveControllerRef`).
-pub fn resolve<K: ReplicaController>(pod: &Pod, owners: &Store<K>) -> Option<ObjectKey> {
-    let r = pods::controller_of(&pod.metadata)?;
-    if r.kind != K::kind(&()) || group(&r.api_version) != K::group(&()) {
-        return None;
-    }
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
-    let owner = owners.get_named(namespace, &r.name)?;
-    (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then(|| ObjectKey::new(namespace, &r.name))
+/// The cached controller of `pod` of kind `K`.
+fn resolve<K: ReplicaController>(pod: &Pod, owners: &Store<K>) -> Option<ObjectKey> {
+    owners::resolve(&pod.metadata, owners)
 }
 
 /// Every controller in the pod's namespace whose (non-empty) selector matches its labels.
 fn selecting<K: ReplicaController>(pod: &Pod, owners: &Store<K>) -> Vec<ObjectKey> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
-    let empty = Default::default();
-    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
-    owners
-        .list_namespace(namespace)
-        .iter()
-        .filter(|o| o.selector().is_ok_and(|s| !s.is_everything() && s.matches(labels)))
-        .map(|o| ObjectKey::of(o.as_ref()))
-        .collect()
+    owners::selecting(&pod.metadata, owners, K::selector)
 }
 
 fn deleted<K: ReplicaController>(pod: &Pod, owners: &Store<K>, exp: &Expectations<ObjectKey>) -> Vec<ObjectKey> {
@@ -80,19 +60,7 @@ pub fn pod_change<K: ReplicaController>(
                 }
                 return keys;
             }
-            let old_ref = pods::controller_of(&old.metadata);
-            let new_ref = pods::controller_of(&new.metadata);
-            let ref_changed = old_ref != new_ref;
-            let mut keys = Vec::new();
-            if ref_changed {
-                keys.extend(resolve(old, owners));
-            }
-            if let Some(key) = resolve(new, owners) {
-                keys.push(key);
-            } else if new_ref.is_none() && (labels_changed || ref_changed) {
-                keys.extend(selecting(new, owners));
-            }
-            keys
+            owners::updated(&old.metadata, &new.metadata, owners, K::selector)
         }
         (Some(old), None) => deleted(old, owners, exp),
         (None, None) => Vec::new(),
@@ -102,24 +70,12 @@ pub fn pod_change<K: ReplicaController>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-    use k8s_openapi::api::core::v1::ReplicationController;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::sync::Arc;
 
     fn rs(name: &str, uid: &str, app: &str) -> Arc<ReplicaSet> {
-        let mut r = ReplicaSet::default();
-        r.metadata.namespace = Some("ns".into());
-        r.metadata.name = Some(name.into());
-        r.metadata.uid = Some(uid.into());
-        r.spec = Some(ReplicaSetSpec {
-            selector: LabelSelector {
-                match_labels: Some([("app".to_string(), app.to_string())].into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        });
-        Arc::new(r)
+        Arc::new(owners::tests::rs(name, uid, Some(app)))
     }
 
     fn pod(name: &str, app: &str, owner: Option<&ReplicaSet>) -> Arc<Pod> {
@@ -169,17 +125,5 @@ mod tests {
             vec![key.clone()]
         );
         assert_eq!(pod_change(&change(Some(p), None), &store, &exp), vec![key]);
-    }
-
-    #[test]
-    fn other_kinds_are_not_resolved() {
-        let rcs: Store<ReplicationController> = Store::new();
-        let mut rc = ReplicationController::default();
-        rc.metadata.namespace = Some("ns".into());
-        rc.metadata.name = Some("web".into());
-        rc.metadata.uid = Some("u-web".into());
-        rcs.apply(Arc::new(rc));
-        let p = pod("web-1", "web", Some(&rs("web", "u-web", "web")));
-        assert_eq!(resolve(&p, &rcs), None, "an RS-owned pod is not the RC's of the same name");
     }
 }

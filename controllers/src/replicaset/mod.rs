@@ -7,6 +7,7 @@ pub mod claim;
 pub mod controller;
 pub mod expectations;
 pub mod handlers;
+pub mod owners;
 pub mod pods;
 pub mod ranking;
 pub mod status;
@@ -19,7 +20,7 @@ use k8s_openapi::api::core::v1::ReplicationController;
 use tokio::task::JoinSet;
 
 use crate::context::Context;
-use crate::runtime::{enqueue_changes, run_workers, ObjectKey, WorkQueue};
+use crate::runtime::{enqueue_changes, resync, run_workers, ObjectKey, WorkQueue};
 use controller::ReplicaManager;
 use expectations::Expectations;
 use workload::ReplicaController;
@@ -75,15 +76,7 @@ async fn run_kind<K: ReplicaController>(ctx: Context) -> ReplicaSetError {
     owners.wait_synced().await;
     pods.wait_synced().await;
 
-    let store = owners.store();
-    let resync_queue = queue.clone();
-    let period = ctx.config.resync_period;
-    tokio::spawn(async move {
-        loop {
-            store.keys().into_iter().for_each(|k| resync_queue.add(k));
-            tokio::time::sleep(period).await;
-        }
-    });
+    resync(owners.store(), queue.clone(), ctx.config.resync_period, |o: &K| Some(ObjectKey::of(o)));
 
     let manager = ReplicaManager::<K>::new(
         ctx.client.clone(),

@@ -89,6 +89,76 @@ pub trait ReplicaController:
     fn reports_terminating() -> bool;
 }
 
+/// The accessors both kinds implement alike: their spec and status have the same fields under other type
+/// names (`$status`, `$condition`); `$terminating` names the status field of terminating pods, for the kind
+/// that has one.
+macro_rules! replica_accessors {
+    ($status:ident, $condition:ident $(, $terminating:ident)?) => {
+        fn desired_replicas(&self) -> i32 {
+            self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        }
+
+        fn min_ready_seconds(&self) -> i32 {
+            self.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+        }
+
+        fn template(&self) -> Option<&PodTemplateSpec> {
+            self.spec.as_ref()?.template.as_ref()
+        }
+
+        fn replica_status(&self) -> ReplicaStatus {
+            let s = self.status.clone().unwrap_or_default();
+            ReplicaStatus {
+                replicas: s.replicas,
+                fully_labeled_replicas: s.fully_labeled_replicas.unwrap_or(0),
+                ready_replicas: s.ready_replicas.unwrap_or(0),
+                available_replicas: s.available_replicas.unwrap_or(0),
+                terminating_replicas: replica_accessors!(@terminating s $($terminating)?),
+                observed_generation: s.observed_generation.unwrap_or(0),
+                conditions: s
+                    .conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| replica_accessors!(@condition Condition, c))
+                    .collect(),
+            }
+        }
+
+        fn set_replica_status(&mut self, s: ReplicaStatus) {
+            self.status = Some($status {
+                replicas: s.replicas,
+                fully_labeled_replicas: nonzero(s.fully_labeled_replicas),
+                ready_replicas: nonzero(s.ready_replicas),
+                available_replicas: nonzero(s.available_replicas),
+                $($terminating: s.terminating_replicas,)?
+                observed_generation: nonzero(s.observed_generation),
+                conditions: nonzero(
+                    s.conditions
+                        .into_iter()
+                        .map(|c| replica_accessors!(@condition $condition, c))
+                        .collect(),
+                ),
+            });
+        }
+    };
+    // A condition as `$to`: the condition types of both kinds and `Condition` have the same fields.
+    (@condition $to:ident, $c:ident) => {
+        $to {
+            type_: $c.type_,
+            status: $c.status,
+            reason: $c.reason,
+            message: $c.message,
+            last_transition_time: $c.last_transition_time,
+        }
+    };
+    (@terminating $s:ident) => {
+        None
+    };
+    (@terminating $s:ident $terminating:ident) => {
+        $s.$terminating
+    };
+}
+
 impl ReplicaController for ReplicaSet {
     const CONTROLLER_NAME: &'static str = "replicaset-controller";
 
@@ -100,68 +170,11 @@ impl ReplicaController for ReplicaSet {
         labels::from_optional_label_selector(self.spec.as_ref().map(|s| &s.selector))
     }
 
-    fn desired_replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-
-    fn min_ready_seconds(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
-    }
-
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref()?.template.as_ref()
-    }
-
-    fn replica_status(&self) -> ReplicaStatus {
-        let s = self.status.clone().unwrap_or_default();
-        ReplicaStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: s.fully_labeled_replicas.unwrap_or(0),
-            ready_replicas: s.ready_replicas.unwrap_or(0),
-            available_replicas: s.available_replicas.unwrap_or(0),
-            terminating_replicas: s.terminating_replicas,
-            observed_generation: s.observed_generation.unwrap_or(0),
-            conditions: s
-                .conditions
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| Condition {
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                    last_transition_time: c.last_transition_time,
-                })
-                .collect(),
-        }
-    }
-
-    fn set_replica_status(&mut self, s: ReplicaStatus) {
-        self.status = Some(ReplicaSetStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: nonzero(s.fully_labeled_replicas),
-            ready_replicas: nonzero(s.ready_replicas),
-            available_replicas: nonzero(s.available_replicas),
-            terminating_replicas: s.terminating_replicas,
-            observed_generation: nonzero(s.observed_generation),
-            conditions: nonzero(
-                s.conditions
-                    .into_iter()
-                    .map(|c| ReplicaSetCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        reason: c.reason,
-                        message: c.message,
-                        last_transition_time: c.last_transition_time,
-                    })
-                    .collect(),
-            ),
-        });
-    }
-
     fn reports_terminating() -> bool {
         true
     }
+
+    replica_accessors!(ReplicaSetStatus, ReplicaSetCondition, terminating_replicas);
 }
 
 impl ReplicaController for ReplicationController {
@@ -180,67 +193,11 @@ impl ReplicaController for ReplicationController {
         }
     }
 
-    fn desired_replicas(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-    }
-
-    fn min_ready_seconds(&self) -> i32 {
-        self.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
-    }
-
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref()?.template.as_ref()
-    }
-
-    fn replica_status(&self) -> ReplicaStatus {
-        let s = self.status.clone().unwrap_or_default();
-        ReplicaStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: s.fully_labeled_replicas.unwrap_or(0),
-            ready_replicas: s.ready_replicas.unwrap_or(0),
-            available_replicas: s.available_replicas.unwrap_or(0),
-            terminating_replicas: None,
-            observed_generation: s.observed_generation.unwrap_or(0),
-            conditions: s
-                .conditions
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| Condition {
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                    last_transition_time: c.last_transition_time,
-                })
-                .collect(),
-        }
-    }
-
-    fn set_replica_status(&mut self, s: ReplicaStatus) {
-        self.status = Some(ReplicationControllerStatus {
-            replicas: s.replicas,
-            fully_labeled_replicas: nonzero(s.fully_labeled_replicas),
-            ready_replicas: nonzero(s.ready_replicas),
-            available_replicas: nonzero(s.available_replicas),
-            observed_generation: nonzero(s.observed_generation),
-            conditions: nonzero(
-                s.conditions
-                    .into_iter()
-                    .map(|c| ReplicationControllerCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        reason: c.reason,
-                        message: c.message,
-                        last_transition_time: c.last_transition_time,
-                    })
-                    .collect(),
-            ),
-        });
-    }
-
     fn reports_terminating() -> bool {
         false
     }
+
+    replica_accessors!(ReplicationControllerStatus, ReplicationControllerCondition);
 }
 
 #[cfg(test)]
