@@ -56,8 +56,8 @@ impl Syncer<'_> {
         self.update_status().await
     }
 
-    /// `SetDeploymentRevision`: puts the revision annotation on the Deployment (a metadata patch: the
-    /// status subresource of knet's API server keeps metadata as it was).
+    /// `SetDeploymentRevision`: puts the revision annotation on the Deployment with a patch of its status
+    /// subresource (which, as upstream's, takes annotation changes).
     async fn set_revision(&mut self, revision: i64) -> Result<(), DeploymentError> {
         let revision = revision.to_string();
         if util::deployment_revision(&self.d) == Some(revision.as_str()) {
@@ -69,7 +69,9 @@ impl Syncer<'_> {
         }});
         let updated = self
             .deployments()
-            .patch(&self.key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            // Through /status, as upstream's UpdateStatus: the annotation is not a spec change, so the
+            // Deployment's generation stays (a main update would bump it and cost another sync).
+            .patch_status(&self.key.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(|source| DeploymentError::Annotate { key: self.key.clone(), source })?;
         let status = self.d.status.take();
