@@ -7,20 +7,20 @@ pub mod repack;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use knet_apimachinery::labels::Selector;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::context::Context;
-use crate::endpointslice::initial::InitialSync;
+use crate::endpointslice::initial::{resync_every, InitialSync};
 use crate::endpointslice::membership::ServiceMembership;
 use crate::endpointslice::trigger_time::TriggerTimeTracker;
-use crate::endpointslice::util::{is_external_name, service_selector, ANNOTATION_LEADER};
-use crate::runtime::{
-    enqueue_changes, run_workers, Action, Change, EventRecorder, Informer, ObjectKey, Reconciler, WorkQueue,
+use crate::endpointslice::util::{
+    is_external_name, is_leader_record, is_namespace_terminating, is_not_found, service_selector,
 };
+use crate::runtime::{enqueue_changes, run_workers, Action, Change, EventRecorder, ObjectKey, Reconciler, WorkQueue};
 use render::Decision;
 
 /// Upstream's name for this controller (events, metrics, logs).
@@ -75,20 +75,6 @@ struct EndpointsController {
     triggers: TriggerTimeTracker,
     stale: StaleTracker,
     initial: InitialSync,
-}
-
-fn is_namespace_terminating(err: &kube::Error) -> bool {
-    match err {
-        kube::Error::Api(s) => {
-            s.is_forbidden()
-                && s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
-        }
-        _ => false,
-    }
-}
-
-fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.is_not_found())
 }
 
 impl EndpointsController {
@@ -174,66 +160,17 @@ impl Reconciler for EndpointsController {
     }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, EndpointsError> {
-        let result = self.sync(key).await;
-        if result.is_ok() {
-            self.initial.done(key);
-        }
-        result
+        self.initial.track(key, self.sync(key).await)
     }
-}
-
-/// Feeds `queue` with the Services of every changed pod, after `batch` (zero: at once).
-pub(crate) async fn enqueue_pod_changes(
-    mut changes: tokio::sync::mpsc::UnboundedReceiver<Change<Pod>>,
-    queue: WorkQueue<ObjectKey>,
-    membership: Arc<ServiceMembership>,
-    batch: Duration,
-) {
-    while let Some(change) = changes.recv().await {
-        for key in membership.services_for_pod_change(&change) {
-            queue.add_after(key, batch);
-        }
-    }
-}
-
-/// Feeds `queue` with changed Services, keeping `membership` current.
-pub(crate) fn spawn_service_changes(
-    informer: &Informer<Service>,
-    queue: &WorkQueue<ObjectKey>,
-    membership: &Arc<ServiceMembership>,
-) {
-    let m = membership.clone();
-    tokio::spawn(enqueue_changes(informer.subscribe(), queue.clone(), move |c| {
-        m.observe(c);
-        c.key().into_iter().collect()
-    }));
-}
-
-/// Enqueues every Service now and every `period` (drift repair).
-pub(crate) fn spawn_resync(informer: Informer<Service>, queue: WorkQueue<ObjectKey>, period: Duration) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(period).await;
-            for key in informer.store().keys() {
-                queue.add(key);
-            }
-        }
-    });
 }
 
 /// Runs the controller until the process ends.
 pub async fn run(ctx: Context) -> Result<(), EndpointsError> {
     let started = Instant::now();
     let queue: WorkQueue<ObjectKey> = WorkQueue::new();
-    let membership = Arc::new(ServiceMembership::new());
     let informers = ctx.informers.clone();
-    spawn_service_changes(&informers.services, &queue, &membership);
-    tokio::spawn(enqueue_pod_changes(
-        informers.pods.subscribe(),
-        queue.clone(),
-        membership.clone(),
-        ctx.config.endpoint_updates_batch_period,
-    ));
+    let batch = ctx.config.endpoint_updates_batch_period;
+    let membership = ServiceMembership::watch(&informers.services, &informers.pods, &queue, batch);
     // Endpoints deleted by someone else are put back.
     tokio::spawn(enqueue_changes(informers.endpoints.subscribe(), queue.clone(), |c: &Change<Endpoints>| {
         if c.new.is_none() {
@@ -256,21 +193,11 @@ pub async fn run(ctx: Context) -> Result<(), EndpointsError> {
     });
     // Every Service, and every Endpoints object once at start: those whose Service went away while this
     // controller was down are deleted (except old leader-election records).
-    let mut keys = informers.services.store().keys();
-    keys.extend(
-        informers
-            .endpoints
-            .store()
-            .list()
-            .iter()
-            .filter(|ep| !ep.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(ANNOTATION_LEADER)))
-            .map(|ep| ObjectKey::of(ep.as_ref())),
-    );
-    controller.initial.expect(keys.iter().cloned(), started);
-    for key in keys {
-        queue.add(key);
-    }
-    spawn_resync(informers.services.clone(), queue.clone(), ctx.config.resync_period);
+    let services = informers.services.store();
+    let endpoints = informers.endpoints.store().list();
+    let orphans = endpoints.iter().filter(|ep| !is_leader_record(ep)).map(|ep| ObjectKey::of(ep.as_ref()));
+    controller.initial.enqueue(services.keys().into_iter().chain(orphans), &queue, started);
+    resync_every(services, queue.clone(), ctx.config.resync_period);
     run_workers(controller, queue, ctx.config.concurrent_endpoint_syncs, ctx.metrics.clone()).await;
     Ok(())
 }

@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
-};
+use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::repack::repack_subsets;
+use crate::endpointslice::pod_endpoint::{pod_ips_of_family, pod_ports, PodTarget};
 use crate::endpointslice::trigger_time::format_trigger_time;
 use crate::endpointslice::util::{
-    find_port, is_ipv6, is_pod_ready, is_service_ip_set, pod_ips, protocol_or_tcp, should_pod_be_in_endpoints,
-    should_set_hostname, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ANNOTATION_OVER_CAPACITY, LABEL_HEADLESS,
+    cluster_ip_is_ipv6, is_ipv6, is_service_ip_set, pod_ips, should_pod_be_in_endpoints,
+    ANNOTATION_LAST_CHANGE_TRIGGER_TIME, ANNOTATION_OVER_CAPACITY, LABEL_HEADLESS,
 };
+use crate::runtime::conditions::pod_is_ready;
 
 /// The most addresses an Endpoints object holds; beyond it addresses are dropped and the object is
 /// annotated `endpoints.kubernetes.io/over-capacity: truncated`.
@@ -25,35 +25,24 @@ const TRUNCATED: &str = "truncated";
 /// Whether the Service's endpoints are IPv6: its first IP family, else its cluster IP's family, else (a
 /// headless Service without families) the pod's.
 fn wants_ipv6(svc: &Service, pod: &Pod) -> bool {
-    let spec = svc.spec.as_ref();
-    if let Some(first) = spec.and_then(|s| s.ip_families.as_ref()).and_then(|f| f.first()) {
-        return first == "IPv6";
+    let first_family = svc.spec.as_ref().and_then(|s| s.ip_families.as_ref()).and_then(|f| f.first());
+    match (first_family, cluster_ip_is_ipv6(svc)) {
+        (Some(family), _) => family == "IPv6",
+        (None, Some(v6)) => v6,
+        (None, None) => pod_ips(pod).first().is_some_and(|ip| is_ipv6(ip)),
     }
-    if is_service_ip_set(svc) {
-        return spec.and_then(|s| s.cluster_ip.as_deref()).is_some_and(is_ipv6);
-    }
-    pod_ips(pod).first().is_some_and(|ip| is_ipv6(ip))
 }
 
 /// The address of `pod` for `svc`: the pod IP of the Service's family, the node, and a reference to the
 /// pod. `None` when the pod has no IP of that family.
 pub fn pod_address(svc: &Service, pod: &Pod) -> Option<EndpointAddress> {
-    let v6 = wants_ipv6(svc, pod);
-    let ip = pod_ips(pod).into_iter().find(|ip| is_ipv6(ip) == v6)?;
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty());
-    let hostname =
-        if should_set_hostname(pod, svc) { pod.spec.as_ref().and_then(|s| s.hostname.clone()) } else { None };
+    let ip = pod_ips_of_family(pod, wants_ipv6(svc, pod)).into_iter().next()?;
+    let target = PodTarget::of(pod, svc);
     Some(EndpointAddress {
-        ip: ip.to_string(),
-        hostname,
-        node_name: node,
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        ip,
+        hostname: target.hostname,
+        node_name: target.node_name,
+        target_ref: Some(target.target_ref),
     })
 }
 
@@ -63,33 +52,32 @@ pub fn render_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
     let spec = svc.spec.clone().unwrap_or_default();
     let publish_not_ready = spec.publish_not_ready_addresses.unwrap_or(false);
     let headless = spec.cluster_ip.as_deref() == Some("None");
-    let ports = spec.ports.unwrap_or_default();
+    let has_ports = spec.ports.as_ref().is_some_and(|p| !p.is_empty());
     let mut subsets = Vec::new();
     for pod in pods {
         if !should_pod_be_in_endpoints(pod, publish_not_ready) {
             continue;
         }
         let Some(addr) = pod_address(svc, pod) else { continue };
-        let ready = publish_not_ready || is_pod_ready(pod);
+        let ready = publish_not_ready || pod_is_ready(pod);
         let subset = |ports: Option<Vec<EndpointPort>>| EndpointSubset {
             addresses: ready.then(|| vec![addr.clone()]),
             not_ready_addresses: (!ready).then(|| vec![addr.clone()]),
             ports,
         };
-        if ports.is_empty() {
+        if !has_ports {
             // A headless Service may have no ports: its addresses still count.
             if headless {
                 subsets.push(subset(None));
             }
             continue;
         }
-        for sp in &ports {
-            let Some(number) = find_port(pod, sp) else { continue };
+        for p in pod_ports(svc, pod) {
             let port = EndpointPort {
-                name: sp.name.clone().filter(|n| !n.is_empty()),
-                port: number,
-                protocol: Some(protocol_or_tcp(sp.protocol.as_deref()).to_string()),
-                app_protocol: sp.app_protocol.clone(),
+                name: Some(p.name).filter(|n| !n.is_empty()),
+                port: p.port,
+                protocol: Some(p.protocol),
+                app_protocol: p.app_protocol,
             };
             subsets.push(subset(Some(vec![port])));
         }

@@ -1,12 +1,17 @@
-//! Knowing when a controller's initial full reconcile is over: every key enqueued at start has been
-//! reconciled successfully once. Logged and exported as `knet_controllers_initial_sync_seconds` (the
-//! controllers benchmark reads it to time a full resync after a restart).
+//! The initial full reconcile of the endpoints, EndpointSlice and mirroring controllers and their resync:
+//! [`InitialSync`] queues the keys of the initial pass and knows when it is over (every one of them
+//! reconciled successfully once), logged and exported as `knet_controllers_initial_sync_seconds` (the
+//! controllers benchmark reads it to time a full resync after a restart); [`resync_every`] queues every
+//! cached object again each resync period.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::runtime::{Metrics, ObjectKey};
+use kube::Resource;
+use tokio::task::JoinHandle;
+
+use crate::runtime::{enqueue_all, every, Metrics, ObjectKey, Store, WorkQueue};
 
 struct Pending {
     keys: HashSet<ObjectKey>,
@@ -34,6 +39,23 @@ impl InitialSync {
         let total = keys.len();
         *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(Pending { keys, total, started, logged: false });
         self.check();
+    }
+
+    /// The initial pass: waits for `keys` (timed from `started`) and queues them.
+    pub fn enqueue(&self, keys: impl IntoIterator<Item = ObjectKey>, queue: &WorkQueue<ObjectKey>, started: Instant) {
+        let keys: Vec<ObjectKey> = keys.into_iter().collect();
+        self.expect(keys.iter().cloned(), started);
+        for key in keys {
+            queue.add(key);
+        }
+    }
+
+    /// Passes on the `result` of reconciling `key`, counting a success for the initial pass.
+    pub fn track<T, E>(&self, key: &ObjectKey, result: Result<T, E>) -> Result<T, E> {
+        if result.is_ok() {
+            self.done(key);
+        }
+        result
     }
 
     /// Records that `key` was reconciled successfully.
@@ -68,6 +90,15 @@ impl InitialSync {
     }
 }
 
+/// Queues every object of `store` every `period` from now on (client-go's resync, to repair drift a lost
+/// event or a failed write left behind; the initial pass is [`InitialSync::enqueue`]'s).
+pub fn resync_every<K>(store: Store<K>, queue: WorkQueue<ObjectKey>, period: Duration) -> JoinHandle<()>
+where
+    K: Resource + Send + Sync + 'static,
+{
+    every(period, move || enqueue_all(&store, &queue, |obj: &K| Some(ObjectKey::of(obj))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +116,35 @@ mod tests {
         let empty = InitialSync::new("test", Metrics::new());
         empty.expect([], Instant::now());
         assert!(empty.is_done());
+    }
+
+    #[tokio::test]
+    async fn the_initial_pass_is_queued_and_only_successes_count() {
+        let s = InitialSync::new("test", Metrics::new());
+        let queue = WorkQueue::new();
+        let (a, b) = (ObjectKey::new("d", "a"), ObjectKey::new("d", "b"));
+        s.enqueue([a.clone(), b.clone()], &queue, Instant::now());
+        assert_eq!(queue.len(), 2, "both keys queued");
+        assert!(s.track(&a, Ok::<(), ()>(())).is_ok());
+        assert!(s.track(&b, Err::<(), &str>("conflict")).is_err());
+        assert!(!s.is_done(), "a failed reconcile does not end the initial pass");
+        let _ = s.track(&b, Ok::<(), ()>(()));
+        assert!(s.is_done());
+    }
+
+    #[tokio::test]
+    async fn resync_queues_every_cached_object_each_period_not_at_once() {
+        let store: Store<k8s_openapi::api::core::v1::Service> = Store::new();
+        let mut svc = k8s_openapi::api::core::v1::Service::default();
+        svc.metadata.namespace = Some("d".into());
+        svc.metadata.name = Some("web".into());
+        store.apply(std::sync::Arc::new(svc));
+        let queue = WorkQueue::new();
+        let task = resync_every(store, queue.clone(), Duration::from_millis(150));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(queue.is_empty(), "the initial pass is not resync_every's");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(queue.get().await, Some(ObjectKey::new("d", "web")));
+        task.abort();
     }
 }

@@ -3,12 +3,13 @@
 //! `GetPodServiceMemberships` / `GetServicesToUpdateOnPodChange`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::util::{pod_endpoints_changed, service_selector};
-use crate::runtime::{Change, ObjectKey, Store};
+use crate::runtime::{enqueue_changes, Change, Informer, ObjectKey, Store, WorkQueue};
 
 #[derive(Default)]
 struct Inner {
@@ -38,6 +39,32 @@ impl ServiceMembership {
     /// An empty index.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new index that feeds `queue` with the Services whose endpoints a change may affect: every changed
+    /// Service at once, and the Services of every changed pod after `batch` (zero: at once). Call
+    /// [`Self::seed`] once the Service informer synced.
+    pub fn watch(
+        services: &Informer<Service>,
+        pods: &Informer<Pod>,
+        queue: &WorkQueue<ObjectKey>,
+        batch: Duration,
+    ) -> Arc<Self> {
+        let membership = Arc::new(Self::new());
+        let m = membership.clone();
+        tokio::spawn(enqueue_changes(services.subscribe(), queue.clone(), move |c| {
+            m.observe(c);
+            c.key().into_iter().collect()
+        }));
+        let (m, q, mut changes) = (membership.clone(), queue.clone(), pods.subscribe());
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                for key in m.services_for_pod_change(&change) {
+                    q.add_after(key, batch);
+                }
+            }
+        });
+        membership
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -2,17 +2,21 @@
 //! (Services without one), as upstream pkg/controller/endpointslice{,mirroring}, plus what they share with
 //! the endpoints controller (pod membership, readiness, trigger times).
 //!
-//! - [`util`], [`membership`], [`trigger_time`]: shared pod and Service logic.
+//! - [`util`], [`pod_endpoint`], [`membership`], [`trigger_time`], [`initial`]: shared pod and Service logic
+//!   and the initial pass.
 //! - [`render`], [`reconcile`]: the pure slice plan; [`controller`]: watching, queueing and writing it;
-//!   [`tracker`]: this controller's own writes, to spot a lagging cache.
+//!   [`slices`]: a controller's own slices in the cache and their writes; [`tracker`]: those writes, to
+//!   spot a lagging cache.
 //! - [`mirroring`]: user-written Endpoints mirrored into slices.
 
 pub mod controller;
 pub mod initial;
 pub mod membership;
 pub mod mirroring;
+pub mod pod_endpoint;
 pub mod reconcile;
 pub mod render;
+pub mod slices;
 pub mod tracker;
 pub mod trigger_time;
 pub mod util;

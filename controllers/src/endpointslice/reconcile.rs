@@ -13,7 +13,7 @@ use k8s_openapi::api::discovery::v1::{EndpointPort, EndpointSlice};
 
 use super::render::{
     address_types, endpoint_ports, endpoints_equal_beyond_id, new_slice, owned_by, pod_to_endpoint, port_map_key,
-    slice_labels, EndpointId, EndpointSet, PortKey,
+    slice_labels, EndpointId, EndpointSet, PortKey, SliceWrites,
 };
 use super::trigger_time::format_trigger_time;
 use super::util::{should_pod_be_in_endpoints, ANNOTATION_LAST_CHANGE_TRIGGER_TIME};
@@ -34,21 +34,9 @@ pub struct Input<'a> {
 /// The writes that make a Service's slices right.
 #[derive(Debug, Default)]
 pub struct Plan {
-    /// Slices to create (with `generateName`).
-    pub create: Vec<EndpointSlice>,
-    /// Slices to replace (each with the resourceVersion it replaces).
-    pub update: Vec<EndpointSlice>,
-    /// Slices to delete.
-    pub delete: Vec<Arc<EndpointSlice>>,
+    pub writes: SliceWrites,
     /// Pods left out because their Node is not known (yet): the Service must be retried.
     pub pods_without_node: Vec<String>,
-}
-
-impl Plan {
-    /// Whether nothing is to be written.
-    pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
-    }
 }
 
 /// Plans the writes for `input`.
@@ -60,23 +48,22 @@ pub fn plan(input: &Input<'_>) -> Plan {
         match types.get(slice.address_type.as_str()) {
             Some(t) => by_type.entry(t).or_default().push(slice.clone()),
             // The Service no longer has this family.
-            None => plan.delete.push(slice.clone()),
+            None => plan.writes.delete.push(slice.clone()),
         }
     }
     for t in types {
         let existing = by_type.remove(t).unwrap_or_default();
         let mut sub = by_address_type(input, t, &existing);
-        recycle(input.service, &mut sub);
-        plan.create.append(&mut sub.create);
-        plan.update.append(&mut sub.update);
-        plan.delete.append(&mut sub.delete);
+        // One write instead of two: a slice that goes takes a new one's endpoints (if it is the Service's).
+        sub.writes.reuse_deleted(|old| owned_by(old, input.service));
+        plan.writes.append(&mut sub.writes);
         plan.pods_without_node.append(&mut sub.pods_without_node);
     }
     if input.service.metadata.deletion_timestamp.is_some() {
         // Creating slices for a Service being deleted would race with the garbage collector.
-        plan.create.clear();
+        plan.writes.create.clear();
     }
-    for slice in plan.create.iter_mut().chain(plan.update.iter_mut()) {
+    for slice in plan.writes.create.iter_mut().chain(plan.writes.update.iter_mut()) {
         let annotations = slice.metadata.annotations.get_or_insert_with(BTreeMap::new);
         match input.trigger_time {
             Some(t) => annotations.insert(ANNOTATION_LAST_CHANGE_TRIGGER_TIME.into(), format_trigger_time(t)),
@@ -101,7 +88,7 @@ fn by_address_type(input: &Input<'_>, address_type: &str, existing: &[Arc<Endpoi
             existing_by_ports.entry(port_map_key(slice.ports.as_deref())).or_default().push(slice.clone());
         } else {
             // A slice of an older Service of the same name.
-            out.delete.push(slice.clone());
+            out.writes.delete.push(slice.clone());
         }
     }
     let mut desired: BTreeMap<Vec<PortKey>, (Vec<EndpointPort>, EndpointSet)> = BTreeMap::new();
@@ -128,16 +115,16 @@ fn by_address_type(input: &Input<'_>, address_type: &str, existing: &[Arc<Endpoi
     }
     for (key, slices) in existing_by_ports {
         if !desired.contains_key(&key) {
-            out.delete.extend(slices);
+            out.writes.delete.extend(slices);
         }
     }
     // A Service without endpoints keeps one empty slice.
-    if existing.len() == out.delete.len() && out.create.is_empty() {
+    if existing.len() == out.writes.delete.len() && out.writes.create.is_empty() {
         let placeholder = new_slice(svc, &[], address_type, input.managed_by);
-        if out.delete.len() == 1 && is_same_placeholder(&out.delete[0], &placeholder) {
-            out.delete.clear();
+        if out.writes.delete.len() == 1 && is_same_placeholder(&out.writes.delete[0], &placeholder) {
+            out.writes.delete.clear();
         } else {
-            out.create.push(placeholder);
+            out.writes.create.push(placeholder);
         }
     }
     out
@@ -181,7 +168,7 @@ fn by_ports(
         let name = slice.metadata.name.clone().unwrap_or_default();
         if changed || kept.len() != slice.endpoints.len() {
             if kept.is_empty() {
-                out.delete.push(slice.clone());
+                out.writes.delete.push(slice.clone());
             } else {
                 let mut s = (**slice).clone();
                 s.endpoints = kept;
@@ -231,30 +218,10 @@ fn by_ports(
             Some(name) => {
                 to_update.insert(name, s);
             }
-            None => out.create.push(s),
+            None => out.writes.create.push(s),
         }
     }
-    out.update.extend(to_update.into_values());
-}
-
-/// Turns creates into updates of slices that would be deleted (same address type, owned by the Service):
-/// one write instead of two.
-fn recycle(svc: &Service, plan: &mut Plan) {
-    let mut i = 0;
-    while i < plan.delete.len() {
-        let old = &plan.delete[i];
-        let fits = plan.create.last().is_some_and(|c| c.address_type == old.address_type) && owned_by(old, svc);
-        if fits {
-            if let Some(mut s) = plan.create.pop() {
-                s.metadata.name = old.metadata.name.clone();
-                s.metadata.resource_version = old.metadata.resource_version.clone();
-                plan.update.push(s);
-                plan.delete.remove(i);
-                continue;
-            }
-        }
-        i += 1;
-    }
+    out.writes.update.extend(to_update.into_values());
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Tests of the EndpointSlice plan: golden slices, minimal writes, packing, placeholders, and a property
 //! test that applying a plan converges (the next plan is empty) with every endpoint in exactly one slice.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
@@ -56,31 +56,11 @@ fn run(s: &Service, pods: &[Arc<Pod>], existing: &[Arc<EndpointSlice>], max: usi
 
 /// What the API server would hold after the plan's writes.
 fn apply(existing: &[Arc<EndpointSlice>], p: &Plan, counter: &mut u32) -> Vec<Arc<EndpointSlice>> {
-    let deleted: BTreeSet<_> = p.delete.iter().map(|s| s.metadata.name.clone()).collect();
-    let mut by_name: BTreeMap<String, Arc<EndpointSlice>> = existing
-        .iter()
-        .filter(|s| !deleted.contains(&s.metadata.name))
-        .map(|s| (s.metadata.name.clone().unwrap_or_default(), s.clone()))
-        .collect();
-    for u in &p.update {
-        let mut s = u.clone();
-        *counter += 1;
-        s.metadata.resource_version = Some(counter.to_string());
-        by_name.insert(s.metadata.name.clone().unwrap_or_default(), Arc::new(s));
-    }
-    for c in &p.create {
-        let mut s = c.clone();
-        *counter += 1;
-        let name = format!("{}{counter:05}", s.metadata.generate_name.clone().unwrap_or_default());
-        s.metadata.name = Some(name.clone());
-        s.metadata.resource_version = Some(counter.to_string());
-        by_name.insert(name, Arc::new(s));
-    }
-    by_name.into_values().collect()
+    p.writes.applied_to(existing, counter)
 }
 
 fn writes(p: &Plan) -> (usize, usize, usize) {
-    (p.create.len(), p.update.len(), p.delete.len())
+    p.writes.counts()
 }
 
 fn slice_of<'a>(slices: &'a [Arc<EndpointSlice>], pod: &str) -> Option<&'a Arc<EndpointSlice>> {
@@ -95,7 +75,7 @@ fn golden_first_slice() {
     let p = run(&s, &[pod(1, true), pod(2, false)], &[], 100);
     assert_eq!(writes(&p), (1, 0, 0));
     assert_eq!(
-        serde_json::to_value(&p.create[0]).expect("json"),
+        serde_json::to_value(&p.writes.create[0]).expect("json"),
         json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "addressType": "IPv4",
@@ -124,7 +104,7 @@ fn nothing_changed_means_no_writes() {
     let stored = apply(&[], &p, &mut n);
     let sizes: Vec<usize> = stored.iter().map(|s| s.endpoints.len()).collect();
     assert_eq!(sizes, [100, 50]);
-    assert!(run(&s, &pods, &stored, 100).is_empty());
+    assert!(run(&s, &pods, &stored, 100).writes.is_empty());
 }
 
 #[test]
@@ -139,12 +119,14 @@ fn a_pod_change_rewrites_only_its_slice() {
         let p = run(&s, &pods, &stored, 100);
         assert_eq!(writes(&p), (0, 1, 0), "readiness of pod {victim}");
         let name = format!("p{victim:03}");
-        assert_eq!(p.update[0].metadata.name, slice_of(&stored, &name).and_then(|s| s.metadata.name.clone()));
-        let ep =
-            p.update[0].endpoints.iter().find(|e| e.target_ref.as_ref().and_then(|r| r.name.as_deref()) == Some(&name));
+        assert_eq!(p.writes.update[0].metadata.name, slice_of(&stored, &name).and_then(|s| s.metadata.name.clone()));
+        let ep = p.writes.update[0]
+            .endpoints
+            .iter()
+            .find(|e| e.target_ref.as_ref().and_then(|r| r.name.as_deref()) == Some(&name));
         assert_eq!(ep.and_then(|e| e.conditions.as_ref()).and_then(|c| c.ready), Some(false));
         assert_eq!(
-            p.update[0].metadata.resource_version,
+            p.writes.update[0].metadata.resource_version,
             slice_of(&stored, &name).and_then(|s| s.metadata.resource_version.clone())
         );
     }
@@ -154,13 +136,13 @@ fn a_pod_change_rewrites_only_its_slice() {
     fewer.push(pod(500, true));
     let p = run(&s, &fewer, &stored, 100);
     assert_eq!(writes(&p), (0, 1, 0));
-    assert_eq!(p.update[0].endpoints.len(), 100);
+    assert_eq!(p.writes.update[0].endpoints.len(), 100);
     // A new pod alone goes into the unchanged slice that has room.
     let mut more = pods.clone();
     more.push(pod(501, true));
     let p = run(&s, &more, &stored, 100);
     assert_eq!(writes(&p), (0, 1, 0));
-    assert_eq!(p.update[0].endpoints.len(), 51);
+    assert_eq!(p.writes.update[0].endpoints.len(), 51);
 }
 
 #[test]
@@ -169,10 +151,10 @@ fn no_pods_leave_one_placeholder() {
     let mut n = 0;
     let p = run(&s, &[], &[], 100);
     assert_eq!(writes(&p), (1, 0, 0));
-    assert!(p.create[0].endpoints.is_empty());
-    assert_eq!(p.create[0].ports.as_deref().map(<[_]>::len), Some(0));
+    assert!(p.writes.create[0].endpoints.is_empty());
+    assert_eq!(p.writes.create[0].ports.as_deref().map(<[_]>::len), Some(0));
     let stored = apply(&[], &p, &mut n);
-    assert!(run(&s, &[], &stored, 100).is_empty(), "the placeholder is kept as is");
+    assert!(run(&s, &[], &stored, 100).writes.is_empty(), "the placeholder is kept as is");
     // Pods come: the placeholder is replaced (recycled: an update, not a delete and a create).
     let pods: Vec<_> = (0..3).map(|i| pod(i, true)).collect();
     let p = run(&s, &pods, &stored, 100);
@@ -196,7 +178,8 @@ fn named_ports_that_differ_make_separate_slices() {
     let pods = vec![pod_on(1, true, "node-a", 8080), pod_on(2, true, "node-b", 9090)];
     let p = run(&s, &pods, &[], 100);
     assert_eq!(writes(&p), (2, 0, 0));
-    let ports: BTreeSet<i32> = p.create.iter().flat_map(|c| c.ports.iter().flatten().filter_map(|p| p.port)).collect();
+    let ports: BTreeSet<i32> =
+        p.writes.create.iter().flat_map(|c| c.ports.iter().flatten().filter_map(|p| p.port)).collect();
     assert_eq!(ports, [8080, 9090].into());
 }
 
@@ -206,11 +189,11 @@ fn pods_on_unknown_nodes_wait_unless_published() {
     let pods = vec![pod(1, true), pod_on(2, true, "node-x", 8080)];
     let p = run(&s, &pods, &[], 100);
     assert_eq!(p.pods_without_node, ["p002"]);
-    assert_eq!(p.create[0].endpoints.len(), 1);
+    assert_eq!(p.writes.create[0].endpoints.len(), 1);
     let s = svc(json!({"publishNotReadyAddresses": true}));
     let p = run(&s, &pods, &[], 100);
     assert!(p.pods_without_node.is_empty());
-    assert_eq!(p.create[0].endpoints.len(), 2);
+    assert_eq!(p.writes.create[0].endpoints.len(), 2);
 }
 
 #[test]
@@ -232,15 +215,15 @@ fn foreign_and_wrong_family_slices_go_labels_follow() {
     all.push(Arc::new(foreign));
     all.push(Arc::new(v6));
     let p = run(&s, &pods, &all, 100);
-    let deleted: BTreeSet<_> = p.delete.iter().filter_map(|d| d.metadata.name.clone()).collect();
+    let deleted: BTreeSet<_> = p.writes.delete.iter().filter_map(|d| d.metadata.name.clone()).collect();
     assert_eq!(deleted, ["web-old".to_string(), "web-v6".to_string()].into());
-    assert!(p.create.is_empty() && p.update.is_empty());
+    assert!(p.writes.create.is_empty() && p.writes.update.is_empty());
     // The Service's labels change: slices follow, reserved labels stay.
     let mut relabelled = s.clone();
     relabelled.metadata.labels = Some([("app".to_string(), "web2".to_string())].into());
     let p = run(&relabelled, &pods, &stored, 100);
     assert_eq!(writes(&p), (0, 1, 0));
-    let labels = p.update[0].metadata.labels.clone().unwrap_or_default();
+    let labels = p.writes.update[0].metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get("app").map(String::as_str), Some("web2"));
     assert_eq!(labels.get(LABEL_SERVICE_NAME).map(String::as_str), Some("web"));
 }
@@ -258,7 +241,7 @@ fn trigger_time_is_annotated_and_cleared() {
         node: &nodes,
         trigger_time: Some(t),
     });
-    let a = p.create[0].metadata.annotations.clone().unwrap_or_default();
+    let a = p.writes.create[0].metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
         a.get("endpoints.kubernetes.io/last-change-trigger-time").map(String::as_str),
         Some("1970-01-01T00:00:00Z")
@@ -266,7 +249,7 @@ fn trigger_time_is_annotated_and_cleared() {
     let mut n = 0;
     let stored = apply(&[], &p, &mut n);
     let p = run(&s, &[pod(1, false)], &stored, 100);
-    assert_eq!(p.update[0].metadata.annotations, None);
+    assert_eq!(p.writes.update[0].metadata.annotations, None);
 }
 
 proptest::proptest! {
@@ -282,7 +265,7 @@ proptest::proptest! {
             let pods: Vec<_> = step.iter().map(|(i, r)| pod(*i, *r)).collect();
             let p = run(&s, &pods, &stored, max);
             stored = apply(&stored, &p, &mut n);
-            proptest::prop_assert!(run(&s, &pods, &stored, max).is_empty(), "a second plan writes nothing");
+            proptest::prop_assert!(run(&s, &pods, &stored, max).writes.is_empty(), "a second plan writes nothing");
             proptest::prop_assert!(stored.iter().all(|sl| sl.endpoints.len() <= max));
             let mut names: Vec<String> = stored.iter().flat_map(|sl| sl.endpoints.iter()
                 .filter_map(|e| e.target_ref.as_ref().and_then(|r| r.name.clone()))).collect();

@@ -1,17 +1,20 @@
 //! Building blocks of EndpointSlices, without I/O: a pod's endpoint and ports for a Service, endpoint
-//! identity (which endpoint of a slice stands for which pod), port-set keys, slice labels and new slices.
+//! identity (which endpoint of a slice stands for which pod), port-set keys, slice labels, new slices, and
+//! the writes a plan consists of.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use super::pod_endpoint::{pod_ips_of_family, pod_ports, PodTarget};
 use super::util::{
-    find_port, is_pod_ready, is_pod_terminating, is_service_ip_set, pod_ips, protocol_or_tcp, should_set_hostname,
-    LABEL_HEADLESS, LABEL_MANAGED_BY, LABEL_SERVICE_NAME, LABEL_TOPOLOGY_ZONE,
+    cluster_ip_is_ipv6, is_pod_terminating, is_service_ip_set, protocol_or_tcp, LABEL_HEADLESS, LABEL_MANAGED_BY,
+    LABEL_SERVICE_NAME, LABEL_TOPOLOGY_ZONE,
 };
+use crate::runtime::conditions::pod_is_ready;
 
 /// Address type of IPv4 slices.
 pub const IPV4: &str = "IPv4";
@@ -33,29 +36,18 @@ pub fn address_types(svc: &Service) -> BTreeSet<&'static str> {
     if !out.is_empty() {
         return out;
     }
-    if is_service_ip_set(svc) {
-        let v6 = spec.and_then(|s| s.cluster_ip.as_deref()).is_some_and(super::util::is_ipv6);
-        out.insert(if v6 { IPV6 } else { IPV4 });
-        return out;
+    match cluster_ip_is_ipv6(svc) {
+        Some(true) => [IPV6].into(),
+        Some(false) => [IPV4].into(),
+        None => [IPV4, IPV6].into(),
     }
-    [IPV4, IPV6].into_iter().collect()
-}
-
-/// The pod's IPs of `address_type`, in canonical text form.
-fn addresses_of_type(pod: &Pod, address_type: &str) -> Vec<String> {
-    pod_ips(pod)
-        .into_iter()
-        .filter_map(|ip| ip.parse::<IpAddr>().ok())
-        .filter(|ip| ip.is_ipv6() == (address_type == IPV6))
-        .map(|ip| ip.to_string())
-        .collect()
 }
 
 /// The endpoint of `pod` in `svc`'s slices of `address_type`. Conditions as upstream: `serving` is the
 /// pod's readiness, `terminating` whether it is being deleted, and `ready` is serving and not terminating
 /// (always true with `publishNotReadyAddresses`).
 pub fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, address_type: &str) -> Endpoint {
-    let serving = is_pod_ready(pod);
+    let serving = pod_is_ready(pod);
     let terminating = is_pod_terminating(pod);
     let publish = svc.spec.as_ref().and_then(|s| s.publish_not_ready_addresses).unwrap_or(false);
     let zone = node
@@ -63,22 +55,17 @@ pub fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, address_ty
         .and_then(|l| l.get(LABEL_TOPOLOGY_ZONE))
         .filter(|z| !z.is_empty())
         .cloned();
+    let target = PodTarget::of(pod, svc);
     Endpoint {
-        addresses: addresses_of_type(pod, address_type),
+        addresses: pod_ips_of_family(pod, address_type == IPV6),
         conditions: Some(EndpointConditions {
             ready: Some(publish || (serving && !terminating)),
             serving: Some(serving),
             terminating: Some(terminating),
         }),
-        hostname: if should_set_hostname(pod, svc) { pod.spec.as_ref().and_then(|s| s.hostname.clone()) } else { None },
-        node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.metadata.namespace.clone(),
-            name: pod.metadata.name.clone(),
-            uid: pod.metadata.uid.clone(),
-            ..Default::default()
-        }),
+        hostname: target.hostname,
+        node_name: target.node_name,
+        target_ref: Some(target.target_ref),
         zone,
         ..Default::default()
     }
@@ -86,19 +73,13 @@ pub fn pod_to_endpoint(pod: &Pod, node: Option<&Node>, svc: &Service, address_ty
 
 /// The ports of `pod` for `svc`, in canonical order: one per Service port whose target the pod has.
 pub fn endpoint_ports(svc: &Service, pod: &Pod) -> Vec<EndpointPort> {
-    let spec = svc.spec.as_ref();
-    let mut out: Vec<EndpointPort> = spec
-        .and_then(|s| s.ports.as_ref())
+    let mut out: Vec<EndpointPort> = pod_ports(svc, pod)
         .into_iter()
-        .flatten()
-        .filter_map(|sp| {
-            let number = find_port(pod, sp)?;
-            Some(EndpointPort {
-                name: Some(sp.name.clone().unwrap_or_default()),
-                port: Some(number),
-                protocol: Some(protocol_or_tcp(sp.protocol.as_deref()).to_string()),
-                app_protocol: sp.app_protocol.clone(),
-            })
+        .map(|p| EndpointPort {
+            name: Some(p.name),
+            port: Some(p.port),
+            protocol: Some(p.protocol),
+            app_protocol: p.app_protocol,
         })
         .collect();
     out.sort_by_cached_key(port_key);
@@ -232,6 +213,85 @@ pub fn new_slice(svc: &Service, ports: &[EndpointPort], address_type: &str, mana
     }
 }
 
+/// The writes that make a set of EndpointSlices right.
+#[derive(Debug, Default)]
+pub struct SliceWrites {
+    /// Slices to create (with `generateName`).
+    pub create: Vec<EndpointSlice>,
+    /// Slices to replace (each with the resourceVersion it replaces).
+    pub update: Vec<EndpointSlice>,
+    /// Slices to delete.
+    pub delete: Vec<Arc<EndpointSlice>>,
+}
+
+impl SliceWrites {
+    /// Whether nothing is to be written.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
+    }
+
+    /// Moves every write of `other` into these.
+    pub fn append(&mut self, other: &mut SliceWrites) {
+        self.create.append(&mut other.create);
+        self.update.append(&mut other.update);
+        self.delete.append(&mut other.delete);
+    }
+
+    /// Turns creates into updates of slices that would be deleted (of the same address type, when
+    /// `reusable`): one write instead of two. The latest create goes into the first deleted slice.
+    pub fn reuse_deleted(&mut self, reusable: impl Fn(&EndpointSlice) -> bool) {
+        let mut i = 0;
+        while i < self.delete.len() {
+            let old = &self.delete[i];
+            let create = self.create.iter().rposition(|c| c.address_type == old.address_type);
+            match create.filter(|_| reusable(old)) {
+                Some(pos) => {
+                    let mut s = self.create.remove(pos);
+                    s.metadata.name = old.metadata.name.clone();
+                    s.metadata.resource_version = old.metadata.resource_version.clone();
+                    self.update.push(s);
+                    self.delete.remove(i);
+                }
+                None => i += 1,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl SliceWrites {
+    /// What the API server would hold after these writes to `existing`; `counter` numbers the names of
+    /// created slices and the resourceVersions written.
+    pub fn applied_to(&self, existing: &[Arc<EndpointSlice>], counter: &mut u32) -> Vec<Arc<EndpointSlice>> {
+        let deleted: BTreeSet<_> = self.delete.iter().map(|s| s.metadata.name.clone()).collect();
+        let mut by_name: BTreeMap<String, Arc<EndpointSlice>> = existing
+            .iter()
+            .filter(|s| !deleted.contains(&s.metadata.name))
+            .map(|s| (s.metadata.name.clone().unwrap_or_default(), s.clone()))
+            .collect();
+        for u in &self.update {
+            let mut s = u.clone();
+            *counter += 1;
+            s.metadata.resource_version = Some(counter.to_string());
+            by_name.insert(s.metadata.name.clone().unwrap_or_default(), Arc::new(s));
+        }
+        for c in &self.create {
+            let mut s = c.clone();
+            *counter += 1;
+            let name = format!("{}{counter:05}", s.metadata.generate_name.clone().unwrap_or_default());
+            s.metadata.name = Some(name.clone());
+            s.metadata.resource_version = Some(counter.to_string());
+            by_name.insert(name, Arc::new(s));
+        }
+        by_name.into_values().collect()
+    }
+
+    /// How many creates, updates and deletes.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.create.len(), self.update.len(), self.delete.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,5 +403,29 @@ mod tests {
             r.resource_version = Some("9".into());
         }
         assert!(endpoints_equal_beyond_id(&a, &c));
+    }
+
+    #[test]
+    fn deleted_slices_are_reused_for_creates_of_their_address_type() {
+        let s = svc(json!({"clusterIP": "None"}));
+        let existing = |name: &str, address_type: &str| {
+            let mut e = new_slice(&s, &[], address_type, "mgr");
+            e.metadata.name = Some(name.into());
+            e.metadata.resource_version = Some(format!("rv-{name}"));
+            Arc::new(e)
+        };
+        let mut w = SliceWrites {
+            create: vec![new_slice(&s, &[], IPV4, "mgr"), new_slice(&s, &[], IPV6, "mgr")],
+            update: Vec::new(),
+            delete: vec![existing("keep", IPV4), existing("v4", IPV4), existing("v6", IPV6)],
+        };
+        w.reuse_deleted(|old| old.metadata.name.as_deref() != Some("keep"));
+        assert!(w.create.is_empty());
+        let updated: Vec<_> =
+            w.update.iter().map(|u| (u.metadata.name.as_deref(), u.metadata.resource_version.as_deref())).collect();
+        assert_eq!(updated, [(Some("v4"), Some("rv-v4")), (Some("v6"), Some("rv-v6"))]);
+        assert_eq!(w.delete.len(), 1, "the slice that may not be reused is still deleted");
+        assert!(!w.is_empty());
+        assert!(SliceWrites::default().is_empty());
     }
 }

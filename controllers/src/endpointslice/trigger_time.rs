@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, Service};
 
-use super::util::ready_condition;
+use crate::runtime::conditions::pod_condition;
 use crate::runtime::ObjectKey;
 
 #[derive(Default)]
@@ -25,7 +25,7 @@ pub struct TriggerTimeTracker {
 }
 
 fn pod_trigger(pod: &Pod) -> Option<Timestamp> {
-    ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
+    pod_condition(pod, "Ready").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
 }
 
 impl TriggerTimeTracker {

@@ -1,12 +1,13 @@
 //! What the endpoints, EndpointSlice and mirroring controllers share about pods and Services (upstream
-//! `k8s.io/endpointslice/util`): which pods belong in endpoints, readiness, named target ports, hostnames,
-//! which pod changes matter to endpoints, and the well-known labels and annotations.
+//! `k8s.io/endpointslice/util`): which pods belong in endpoints, Service kinds and IP families, which pod
+//! changes matter to endpoints, the API errors they treat alike, and the well-known labels and annotations.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Pod, PodCondition, Service, ServicePort};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+
+use crate::runtime::conditions::pod_is_ready;
 
 /// Label on an EndpointSlice naming its Service.
 pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
@@ -26,16 +27,6 @@ pub const ANNOTATION_OVER_CAPACITY: &str = "endpoints.kubernetes.io/over-capacit
 pub const ANNOTATION_LEADER: &str = "control-plane.alpha.kubernetes.io/leader";
 /// `kubectl apply`'s annotation, never copied to mirrored slices.
 pub const ANNOTATION_LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// The pod's Ready condition, if it has one.
-pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
-    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
-}
-
-/// Whether the pod's Ready condition is True.
-pub fn is_pod_ready(pod: &Pod) -> bool {
-    ready_condition(pod).is_some_and(|c| c.status == "True")
-}
 
 /// Whether the pod finished for good (phase Succeeded or Failed).
 pub fn is_pod_terminal(pod: &Pod) -> bool {
@@ -66,16 +57,6 @@ pub fn should_pod_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool 
     include_terminating || !is_pod_terminating(pod)
 }
 
-/// Whether the endpoint of `pod` carries its `spec.hostname`: only when its `spec.subdomain` names this
-/// Service (in the pod's namespace).
-pub fn should_set_hostname(pod: &Pod, svc: &Service) -> bool {
-    let Some(spec) = pod.spec.as_ref() else { return false };
-    let hostname = spec.hostname.as_deref().unwrap_or_default();
-    !hostname.is_empty()
-        && spec.subdomain.as_deref().unwrap_or_default() == svc.metadata.name.as_deref().unwrap_or_default()
-        && pod.metadata.namespace == svc.metadata.namespace
-}
-
 /// The Service's label selector, `None` when it has none. An empty selector is no selector: the API
 /// never stores an empty map, so such a Service is selectorless as far as endpoints go.
 pub fn service_selector(svc: &Service) -> Option<&BTreeMap<String, String>> {
@@ -88,6 +69,17 @@ pub fn is_service_ip_set(svc: &Service) -> bool {
     !ip.is_empty() && ip != "None"
 }
 
+/// Whether the Service's cluster IP is IPv6; `None` for a headless Service.
+pub fn cluster_ip_is_ipv6(svc: &Service) -> Option<bool> {
+    let ip = svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
+    is_service_ip_set(svc).then(|| ip.is_some_and(is_ipv6))
+}
+
+/// Whether an Endpoints object is an old Endpoints-based leader-election record, not a Service's endpoints.
+pub fn is_leader_record(ep: &Endpoints) -> bool {
+    ep.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(ANNOTATION_LEADER))
+}
+
 /// Whether the Service is of type ExternalName (such Services get no endpoints).
 pub fn is_external_name(svc: &Service) -> bool {
     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName")
@@ -98,32 +90,6 @@ pub fn protocol_or_tcp(p: Option<&str>) -> &str {
     match p {
         None | Some("") => "TCP",
         Some(p) => p,
-    }
-}
-
-/// The pod's port number for a Service port: a numeric targetPort as is (the Service port when unset);
-/// a named one looked up among the pod's container ports (and sidecars') with the same protocol.
-/// `None` when the pod has no such named port.
-pub fn find_port(pod: &Pod, svc_port: &ServicePort) -> Option<i32> {
-    match &svc_port.target_port {
-        None => Some(svc_port.port),
-        Some(IntOrString::Int(n)) => Some(*n),
-        Some(IntOrString::String(name)) => {
-            let spec = pod.spec.as_ref()?;
-            let proto = protocol_or_tcp(svc_port.protocol.as_deref());
-            let sidecars = spec
-                .init_containers
-                .iter()
-                .flatten()
-                .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-                .flat_map(|c| c.ports.iter().flatten());
-            spec.containers
-                .iter()
-                .flat_map(|c| c.ports.iter().flatten())
-                .chain(sidecars)
-                .find(|p| p.name.as_deref() == Some(name.as_str()) && protocol_or_tcp(p.protocol.as_deref()) == proto)
-                .map(|p| p.container_port)
-        }
     }
 }
 
@@ -144,10 +110,27 @@ pub fn pod_endpoints_changed(old: &Pod, new: &Pod) -> (bool, bool) {
         != new.metadata.labels.clone().unwrap_or_default()
         || spec_names(old) != spec_names(new);
     let pod_changed = old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
-        || is_pod_ready(old) != is_pod_ready(new)
+        || pod_is_ready(old) != pod_is_ready(new)
         || pod_ips(old) != pod_ips(new)
         || is_pod_terminal(old) != is_pod_terminal(new);
     (pod_changed, labels_changed)
+}
+
+/// Whether a write failed because its namespace is being deleted: creates keep failing there, so the
+/// key is dropped rather than retried.
+pub fn is_namespace_terminating(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(s) => {
+            s.is_forbidden()
+                && s.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+        }
+        _ => false,
+    }
+}
+
+/// Whether a request failed because the object is not there (a delete of something already gone).
+pub fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.is_not_found())
 }
 
 #[cfg(test)]
@@ -157,28 +140,6 @@ mod tests {
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).expect("test pod")
-    }
-
-    fn svc_port(v: serde_json::Value) -> ServicePort {
-        serde_json::from_value(v).expect("test port")
-    }
-
-    #[test]
-    fn named_ports_are_found_per_pod_and_protocol() {
-        let p = pod(json!({"spec": {"containers": [
-            {"name": "a", "ports": [{"name": "http", "containerPort": 8080}, {"name": "dns", "containerPort": 53, "protocol": "UDP"}]}
-        ], "initContainers": [
-            {"name": "side", "restartPolicy": "Always", "ports": [{"name": "metrics", "containerPort": 9090}]},
-            {"name": "init", "ports": [{"name": "setup", "containerPort": 7070}]}
-        ]}}));
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 80, "targetPort": "http"}))), Some(8080));
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 53, "targetPort": "dns", "protocol": "UDP"}))), Some(53));
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 53, "targetPort": "dns", "protocol": "TCP"}))), None);
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 9, "targetPort": "metrics"}))), Some(9090));
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 9, "targetPort": "setup"}))), None, "not a sidecar");
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 80, "targetPort": 9376}))), Some(9376));
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 80}))), Some(80));
-        assert_eq!(find_port(&p, &svc_port(json!({"port": 80, "targetPort": "missing"}))), None);
     }
 
     #[test]
@@ -193,17 +154,6 @@ mod tests {
             "status": {"phase": "Running", "podIP": "10.0.0.1"}}));
         assert!(!should_pod_be_in_endpoints(&terminating, false));
         assert!(should_pod_be_in_endpoints(&terminating, true));
-    }
-
-    #[test]
-    fn hostname_only_with_matching_subdomain() {
-        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "d"}})).unwrap();
-        let p = |sub: &str, ns: &str| {
-            pod(json!({"metadata": {"namespace": ns}, "spec": {"hostname": "h", "subdomain": sub, "containers": []}}))
-        };
-        assert!(should_set_hostname(&p("web", "d"), &svc));
-        assert!(!should_set_hostname(&p("other", "d"), &svc));
-        assert!(!should_set_hostname(&p("web", "e"), &svc));
     }
 
     #[test]
@@ -223,5 +173,23 @@ mod tests {
         let mut v = base;
         v["status"]["podIP"] = json!("10.0.0.2");
         assert_eq!(pod_endpoints_changed(&old, &pod(v)), (true, false));
+    }
+
+    fn api_error(status: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(status).expect("status")))
+    }
+
+    #[test]
+    fn api_errors_are_told_apart() {
+        let terminating = api_error(json!({"status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "namespace d is being terminated",
+            "details": {"causes": [{"reason": "NamespaceTerminating", "message": "d", "field": "metadata.namespace"}]}}));
+        assert!(is_namespace_terminating(&terminating));
+        assert!(!is_not_found(&terminating));
+        let forbidden = api_error(json!({"status": "Failure", "code": 403, "reason": "Forbidden", "message": "no"}));
+        assert!(!is_namespace_terminating(&forbidden));
+        let gone = api_error(json!({"status": "Failure", "code": 404, "reason": "NotFound", "message": "gone"}));
+        assert!(is_not_found(&gone));
+        assert!(!is_namespace_terminating(&gone));
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::endpointslice::render::{
-    endpoints_equal_beyond_id, port_map_key, slice_prefix, EndpointId, EndpointSet, PortKey, IPV4, IPV6,
+    endpoints_equal_beyond_id, port_map_key, slice_prefix, EndpointId, EndpointSet, PortKey, SliceWrites, IPV4, IPV6,
 };
 use crate::endpointslice::util::{
     protocol_or_tcp, ANNOTATION_LAST_APPLIED, ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
@@ -23,20 +23,11 @@ pub const MANAGED_BY: &str = "endpointslicemirroring-controller.k8s.io";
 /// The writes that make an Endpoints object's mirrored slices right, and what was left out.
 #[derive(Debug, Default)]
 pub struct MirrorPlan {
-    pub create: Vec<EndpointSlice>,
-    pub update: Vec<EndpointSlice>,
-    pub delete: Vec<Arc<EndpointSlice>>,
+    pub writes: SliceWrites,
     /// Addresses that are not IPs (not mirrored).
     pub invalid_addresses: usize,
     /// Addresses beyond the per-subset maximum (not mirrored).
     pub over_capacity: usize,
-}
-
-impl MirrorPlan {
-    /// Whether nothing is to be written.
-    pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
-    }
 }
 
 type Key = (&'static str, Vec<PortKey>);
@@ -148,7 +139,7 @@ pub fn plan(endpoints: &Endpoints, existing: &[Arc<EndpointSlice>], max_per_subs
         let slices = existing_by_key.remove(&(address_type.to_string(), pkey)).unwrap_or_default();
         let mut rest = slices.iter();
         let first = rest.next();
-        out.delete.extend(rest.cloned());
+        out.writes.delete.extend(rest.cloned());
         if first.is_some_and(|f| matches(f, &set, &meta)) {
             continue;
         }
@@ -166,25 +157,17 @@ pub fn plan(endpoints: &Endpoints, existing: &[Arc<EndpointSlice>], max_per_subs
             Some(f) => {
                 slice.metadata.name = f.metadata.name.clone();
                 slice.metadata.resource_version = f.metadata.resource_version.clone();
-                out.update.push(slice);
+                out.writes.update.push(slice);
             }
-            None => out.create.push(slice),
+            None => out.writes.create.push(slice),
         }
     }
-    out.delete.extend(existing_by_key.into_values().flatten());
+    out.writes.delete.extend(existing_by_key.into_values().flatten());
     // Reuse slices that would be deleted instead of creating new ones.
-    let mut i = 0;
-    while i < out.delete.len() {
-        let old = &out.delete[i];
-        if let Some(pos) = out.create.iter().rposition(|c| c.address_type == old.address_type) {
-            let mut s = out.create.remove(pos);
-            s.metadata.name = old.metadata.name.clone();
-            s.metadata.resource_version = old.metadata.resource_version.clone();
-            out.update.push(s);
-            out.delete.remove(i);
-        } else {
-            i += 1;
-        }
+    out.writes.reuse_deleted(|_| true);
+    if endpoints.metadata.deletion_timestamp.is_some() {
+        // Creating slices for Endpoints being deleted would race with the garbage collector.
+        out.writes.create.clear();
     }
     out
 }
@@ -201,30 +184,14 @@ mod tests {
         .expect("endpoints")
     }
 
-    fn store(p: &MirrorPlan, existing: &[Arc<EndpointSlice>]) -> Vec<Arc<EndpointSlice>> {
-        let deleted: Vec<_> = p.delete.iter().map(|d| d.metadata.name.clone()).collect();
-        let mut out: Vec<Arc<EndpointSlice>> =
-            existing.iter().filter(|s| !deleted.contains(&s.metadata.name)).cloned().collect();
-        for u in &p.update {
-            out.retain(|s| s.metadata.name != u.metadata.name);
-            out.push(Arc::new(u.clone()));
-        }
-        for (i, c) in p.create.iter().enumerate() {
-            let mut s = c.clone();
-            s.metadata.name = Some(format!("ext-{i}{}", out.len()));
-            out.push(Arc::new(s));
-        }
-        out
-    }
-
     #[test]
     fn golden_mirrored_slice_then_no_write() {
         let ep = endpoints(json!([{"addresses": [{"ip": "192.0.2.10", "hostname": "h"}],
             "notReadyAddresses": [{"ip": "192.0.2.11"}], "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}]));
         let p = plan(&ep, &[], 1000);
-        assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (1, 0, 0));
+        assert_eq!(p.writes.counts(), (1, 0, 0));
         assert_eq!(
-            serde_json::to_value(&p.create[0]).expect("json"),
+            serde_json::to_value(&p.writes.create[0]).expect("json"),
             json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
                 "endpoints": [{"addresses": ["192.0.2.10"], "conditions": {"ready": true}, "hostname": "h"},
                               {"addresses": ["192.0.2.11"], "conditions": {"ready": false}}],
@@ -234,8 +201,8 @@ mod tests {
                         "controller": true, "blockOwnerDeletion": true}]},
                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]})
         );
-        let stored = store(&p, &[]);
-        assert!(plan(&ep, &stored, 1000).is_empty());
+        let stored = p.writes.applied_to(&[], &mut 0);
+        assert!(plan(&ep, &stored, 1000).writes.is_empty());
     }
 
     #[test]
@@ -245,19 +212,30 @@ mod tests {
             {"addresses": [{"ip": "192.0.2.20"}, {"ip": "192.0.2.21"}, {"ip": "192.0.2.22"}], "ports": [{"port": 81}]},
         ]));
         let p = plan(&ep, &[], 2);
-        assert_eq!(p.create.len(), 3, "v4:80, v6:80, v4:81");
+        assert_eq!(p.writes.create.len(), 3, "v4:80, v6:80, v4:81");
         assert_eq!(p.invalid_addresses, 1);
         assert_eq!(p.over_capacity, 1, "the third address of the second subset");
-        let stored = store(&p, &[]);
+        let stored = p.writes.applied_to(&[], &mut 0);
         // The second subset's port changes: its slice is reused.
         let ep2 = endpoints(json!([
             {"addresses": [{"ip": "192.0.2.10"}, {"ip": "2001:db8::1"}], "ports": [{"port": 80}]},
             {"addresses": [{"ip": "192.0.2.20"}], "ports": [{"port": 82}]},
         ]));
         let p = plan(&ep2, &stored, 2);
-        assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (0, 1, 0));
+        assert_eq!(p.writes.counts(), (0, 1, 0));
         // Everything goes: the slices are deleted.
         let p = plan(&endpoints(json!(null)), &stored, 2);
-        assert_eq!((p.create.len(), p.update.len(), p.delete.len()), (0, 0, 3));
+        assert_eq!(p.writes.counts(), (0, 0, 3));
+    }
+
+    #[test]
+    fn endpoints_being_deleted_get_no_new_slices() {
+        let mut ep = endpoints(json!([{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 80}]}]));
+        let stored = plan(&ep, &[], 10).writes.applied_to(&[], &mut 0);
+        ep.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH));
+        assert_eq!(plan(&ep, &[], 10).writes.counts(), (0, 0, 0), "no create");
+        ep.subsets = Some(serde_json::from_value(json!([{"addresses": [{"ip": "192.0.2.11"}]}])).expect("subsets"));
+        assert_eq!(plan(&ep, &stored, 10).writes.counts(), (0, 1, 0), "an existing slice is still updated");
     }
 }

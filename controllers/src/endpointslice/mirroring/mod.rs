@@ -6,18 +6,18 @@
 
 pub mod desired;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Endpoints;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 
-use super::controller::{delete_slices, is_namespace_terminating, managed_slices, services_for_slice_change};
-use super::initial::InitialSync;
-use super::tracker::{service_key, EndpointSliceTracker};
-use super::util::{service_selector, ANNOTATION_LEADER, LABEL_MANAGED_BY, LABEL_SKIP_MIRROR};
+use super::controller::EndpointSliceError;
+use super::initial::{resync_every, InitialSync};
+use super::slices::{delete_slices, managed_services, managed_slices, services_for_slice_change, write_slices};
+use super::tracker::EndpointSliceTracker;
+use super::util::{is_leader_record, service_selector, LABEL_SKIP_MIRROR};
 use crate::context::Context;
 use crate::runtime::{enqueue_changes, run_workers, Action, Change, EventRecorder, ObjectKey, Reconciler, WorkQueue};
 pub use desired::MANAGED_BY;
@@ -32,12 +32,8 @@ pub enum MirroringError {
     Slices {
         key: ObjectKey,
         #[source]
-        source: super::controller::EndpointSliceError,
+        source: EndpointSliceError,
     },
-    #[error("creating a mirrored EndpointSlice for Endpoints {key}: {source}")]
-    Create { key: ObjectKey, source: kube::Error },
-    #[error("updating mirrored EndpointSlice {name} of Endpoints {key}: {source}")]
-    Update { key: ObjectKey, name: String, source: kube::Error },
     #[error("mirrored EndpointSlices of Endpoints {key}: informer cache is out of date")]
     Stale { key: ObjectKey },
 }
@@ -45,8 +41,7 @@ pub enum MirroringError {
 /// Whether an Endpoints object is mirrored at all.
 pub fn should_mirror(ep: &Endpoints) -> bool {
     let skip = ep.metadata.labels.as_ref().and_then(|l| l.get(LABEL_SKIP_MIRROR)).is_some_and(|v| v == "true");
-    let leader = ep.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(ANNOTATION_LEADER));
-    !skip && !leader
+    !skip && !is_leader_record(ep)
 }
 
 struct MirroringController {
@@ -60,6 +55,7 @@ impl MirroringController {
     async fn sync(&self, key: &ObjectKey) -> Result<Action, MirroringError> {
         let informers = &self.ctx.informers;
         let api: Api<EndpointSlice> = Api::namespaced(self.ctx.client.clone(), &key.namespace);
+        let slices_failed = |source| MirroringError::Slices { key: key.clone(), source };
         let existing = managed_slices(&informers.endpoint_slices.store(), &key.namespace, &key.name, MANAGED_BY);
         let svc = informers.services.store().get(key);
         let endpoints = informers.endpoints.store().get(key);
@@ -71,9 +67,7 @@ impl MirroringController {
             if svc.is_none() {
                 self.tracker.delete_service(key);
             }
-            delete_slices(&api, &self.tracker, key, &existing)
-                .await
-                .map_err(|source| MirroringError::Slices { key: key.clone(), source })?;
+            delete_slices(&api, &self.tracker, key, &existing).await.map_err(slices_failed)?;
             return Ok(Action::Done);
         };
         let uid = svc.metadata.uid.clone().unwrap_or_default();
@@ -82,7 +76,7 @@ impl MirroringController {
         }
         let max = usize::from(self.ctx.config.mirroring_max_endpoints_per_subset);
         let plan = desired::plan(ep, &existing, max);
-        if plan.is_empty() {
+        if plan.writes.is_empty() {
             return Ok(Action::Done);
         }
         if plan.invalid_addresses > 0 {
@@ -104,25 +98,7 @@ impl MirroringController {
                 ),
             );
         }
-        if ep.metadata.deletion_timestamp.is_none() {
-            for s in &plan.create {
-                match api.create(&PostParams::default(), s).await {
-                    Ok(created) => self.tracker.update(&created),
-                    Err(e) if is_namespace_terminating(&e) => return Ok(Action::Done),
-                    Err(source) => return Err(MirroringError::Create { key: key.clone(), source }),
-                }
-            }
-        }
-        for s in &plan.update {
-            let name = s.metadata.name.clone().unwrap_or_default();
-            match api.replace(&name, &PostParams::default(), s).await {
-                Ok(updated) => self.tracker.update(&updated),
-                Err(source) => return Err(MirroringError::Update { key: key.clone(), name, source }),
-            }
-        }
-        delete_slices(&api, &self.tracker, key, &plan.delete)
-            .await
-            .map_err(|source| MirroringError::Slices { key: key.clone(), source })?;
+        write_slices(&api, &self.tracker, key, plan.writes).await.map_err(slices_failed)?;
         Ok(Action::Done)
     }
 }
@@ -136,11 +112,7 @@ impl Reconciler for MirroringController {
     }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, MirroringError> {
-        let result = self.sync(key).await;
-        if result.is_ok() {
-            self.initial.done(key);
-        }
-        result
+        self.initial.track(key, self.sync(key).await)
     }
 }
 
@@ -180,31 +152,12 @@ pub async fn run(ctx: Context) -> Result<(), MirroringError> {
         initial: InitialSync::new(CONTROLLER_NAME, ctx.metrics.clone()),
         ctx: ctx.clone(),
     });
-    let mut keys: BTreeSet<ObjectKey> = informers.endpoints.store().keys().into_iter().collect();
-    keys.extend(
-        informers
-            .endpoint_slices
-            .store()
-            .list()
-            .iter()
-            .filter(|s| {
-                s.metadata.labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).map(String::as_str) == Some(MANAGED_BY)
-            })
-            .filter_map(|s| service_key(s)),
-    );
-    controller.initial.expect(keys.iter().cloned(), started);
-    for key in keys {
-        queue.add(key);
-    }
-    let (store, q, period) = (informers.endpoints.clone(), queue.clone(), ctx.config.resync_period);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(period).await;
-            for key in store.store().keys() {
-                q.add(key);
-            }
-        }
-    });
+    // Every Endpoints object, and the Services of mirrored slices whose Endpoints went away while this
+    // controller was down.
+    let endpoints = informers.endpoints.store();
+    let orphans = managed_services(&informers.endpoint_slices.store(), MANAGED_BY);
+    controller.initial.enqueue(endpoints.keys().into_iter().chain(orphans), &queue, started);
+    resync_every(endpoints, queue.clone(), ctx.config.resync_period);
     run_workers(controller, queue, ctx.config.mirroring_concurrent_service_endpoint_syncs, ctx.metrics.clone()).await;
     Ok(())
 }
