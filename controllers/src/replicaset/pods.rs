@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
+
+use crate::runtime::conditions::{pod_condition, pod_is_ready};
 
 /// The longest name a Kubernetes object may have (a DNS subdomain).
 const MAX_NAME_LENGTH: usize = 253;
@@ -31,19 +33,17 @@ pub fn phase(pod: &Pod) -> &str {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
-/// The pod's `Ready` condition.
-pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
-    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
-}
-
 /// `podutil.IsPodReady`: the `Ready` condition is True.
 pub fn is_ready(pod: &Pod) -> bool {
-    ready_condition(pod).is_some_and(|c| c.status == "True")
+    pod_is_ready(pod)
 }
 
 /// When a ready pod became ready (the Ready condition's last transition), if known.
 pub fn ready_since(pod: &Pod) -> Option<Timestamp> {
-    ready_condition(pod).filter(|c| c.status == "True").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
+    pod_condition(pod, "Ready")
+        .filter(|c| c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(|t| t.0)
 }
 
 /// `podutil.IsPodAvailable`: ready, and ready for longer than `min_ready_seconds` at `now`.
