@@ -129,7 +129,7 @@ fn generate_name_prefix(owner_name: &str) -> String {
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::ReplicaSet;
-    use k8s_openapi::api::core::v1::PodStatus;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn pod_with(phase: &str, ready: Option<(&str, i64)>, deleting: bool) -> Pod {
