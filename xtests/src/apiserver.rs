@@ -177,27 +177,12 @@ impl ApiServer {
     /// Kills the server with SIGKILL (a crash: nothing is flushed) and reaps it; nothing happens if it is
     /// not running.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Fails only if the process already exited, which is what was wanted.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        process::kill9(&mut self.child);
     }
 
     /// Stops the server with SIGTERM, then SIGKILL if it has not exited after 10 s.
     pub async fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
-        let _ = process::signal(child.id(), process::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if child.try_wait().context("waiting for knet-apiserver")?.is_some() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        child.kill().context("killing knet-apiserver")?;
-        child.wait().context("reaping knet-apiserver")?;
-        Ok(())
+        process::stop(&mut self.child, "knet-apiserver", STOP_TIMEOUT).await
     }
 
     /// Stops the server if it runs and starts it again on the same data directory and port.

@@ -101,26 +101,12 @@ impl Controllers {
 
     /// Kills the process with SIGKILL (a crash) and reaps it.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        process::kill9(&mut self.child);
     }
 
     /// Stops with SIGTERM (releasing the leader lease), then SIGKILL after 10 s.
     pub async fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
-        let _ = process::signal(child.id(), process::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if child.try_wait().context("waiting for knet-controllers")?.is_some() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        child.kill().context("killing knet-controllers")?;
-        child.wait().context("reaping knet-controllers")?;
-        Ok(())
+        process::stop(&mut self.child, "knet-controllers", STOP_TIMEOUT).await
     }
 
     /// Starts the process again (after [`Controllers::kill9`] or [`Controllers::stop`]) and waits for `wait`.

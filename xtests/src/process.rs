@@ -77,6 +77,32 @@ pub fn spawn_long_lived(mut cmd: Command) -> io::Result<Child> {
     reply_rx.recv().map_err(|_| io::Error::other("the spawner thread is gone"))?
 }
 
+/// Kills `child` with SIGKILL (a crash: nothing is flushed) and reaps it; nothing happens if there is none.
+pub fn kill9(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        // Fails only if the process already exited, which is what was wanted.
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Stops `child` (named `name` in errors) with SIGTERM, then SIGKILL if it has not exited after `timeout`.
+pub async fn stop(child: &mut Option<Child>, name: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let Some(mut c) = child.take() else { return Ok(()) };
+    let _ = signal(c.id(), SIGTERM);
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if c.try_wait().with_context(|| format!("waiting for {name}"))?.is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    c.kill().with_context(|| format!("killing {name}"))?;
+    c.wait().with_context(|| format!("reaping {name}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
