@@ -197,9 +197,7 @@ impl ApiServer {
     }
 
     fn log_tail(&self, lines: usize) -> String {
-        let log = self.log();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        process::tail(&self.log(), lines)
     }
 
     fn command(&self) -> Vec<String> {

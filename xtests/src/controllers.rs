@@ -121,9 +121,7 @@ impl Controllers {
     }
 
     fn log_tail(&self, lines: usize) -> String {
-        let log = self.log();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        process::tail(&self.log(), lines)
     }
 
     fn command(&self) -> Vec<String> {

@@ -170,6 +170,19 @@ impl Kubectl {
         self.run_inner(args, None)
     }
 
+    /// [`Kubectl::run`] on a blocking thread, so the test's own tasks (fake nodes, watches, kill loops) keep
+    /// running meanwhile; returns stdout and fails on a non-zero exit.
+    pub async fn stdout_async(&self, args: &[&str]) -> Result<String> {
+        let k = self.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            Ok(k.run(&refs)?.ok()?.stdout)
+        })
+        .await
+        .context("kubectl thread")?
+    }
+
     /// [`Kubectl::run`] with `stdin` fed to kubectl.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Result<KubectlOutput> {
         self.run_inner(args, Some(stdin))

@@ -103,6 +103,12 @@ pub async fn stop(child: &mut Option<Child>, name: &str, timeout: std::time::Dur
     Ok(())
 }
 
+/// The last `lines` lines of `text` (a process log), for failure messages.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

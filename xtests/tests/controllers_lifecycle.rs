@@ -106,17 +106,9 @@ fn service(ns: &str, name: &str) -> Result<Service> {
     }))?)
 }
 
-/// Runs kubectl on a blocking thread (so fake nodes and kill loops keep running meanwhile); returns stdout and
-/// fails on a non-zero exit.
+/// Runs kubectl without blocking the test's tasks ([`xtests::Kubectl::stdout_async`]).
 async fn kubectl_async(api: &ApiServer, args: &[&str]) -> Result<String> {
-    let k = api.kubectl();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        Ok(k.run(&refs)?.ok()?.stdout)
-    })
-    .await
-    .context("kubectl thread")?
+    api.kubectl().stdout_async(args).await
 }
 
 /// Waits until `api` has no object `name`.

@@ -23,17 +23,9 @@ use xtests::{wait, ApiServer, Controllers, FakeNode, FakeNodeOptions, Kubectl, W
 const WORKLOADS: &[&str] = &["--controllers", "deployment,replicaset,replicationcontroller", "--resync-period", "2s"];
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs kubectl on a blocking thread (so the test's tasks — fake nodes, watches — keep running) and
-/// returns stdout, failing on a non-zero exit.
+/// Runs kubectl without blocking the test's tasks ([`Kubectl::stdout_async`]).
 async fn kc(k: &Kubectl, args: &[&str]) -> Result<String> {
-    let k = k.clone();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        Ok(k.run(&refs)?.ok()?.stdout)
-    })
-    .await
-    .context("kubectl thread")?
+    k.stdout_async(args).await
 }
 
 async fn apply(k: &Kubectl, yaml: &str) -> Result<String> {
