@@ -69,38 +69,38 @@ echo $! >"$pidfile"
 host=$bind
 case "$host" in 0.0.0.0 | ::) host=127.0.0.1 ;; esac
 case "$host" in *:*) host="[$host]" ;; esac
-for _ in $(seq 1 300); do
-  if [ -f "$state/apiserver/ca.crt" ] &&
-    curl -fsS --cacert "$state/apiserver/ca.crt" "https://$host:$port/readyz" >/dev/null 2>&1; then
-    break
-  fi
-  if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    echo "error: knet-apiserver exited; the end of its log ($log):" >&2
-    tail -n 30 "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-curl -fsS --cacert "$state/apiserver/ca.crt" "https://$host:$port/readyz" >/dev/null || {
-  echo "error: knet-apiserver is not ready after 30 s; see $log" >&2
+apiserver_ready() {
+  [ -f "$state/apiserver/ca.crt" ] &&
+    curl -fsS --cacert "$state/apiserver/ca.crt" "https://$host:$port/readyz" >/dev/null 2>&1
+}
+controllers_ready() {
+  curl -fsS "http://127.0.0.1:10257/readyz" >/dev/null 2>&1
+}
+# wait_ready NAME PIDFILE LOG CHECK: waits up to 30 s for CHECK to succeed; fails with the end of LOG if the
+# process exits or is still not ready.
+wait_ready() {
+  local name=$1 file=$2 logfile=$3 check=$4
+  for _ in $(seq 1 300); do
+    if "$check"; then
+      return 0
+    fi
+    if ! kill -0 "$(cat "$file")" 2>/dev/null; then
+      echo "error: $name exited; the end of its log ($logfile):" >&2
+      tail -n 30 "$logfile" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "error: $name is not ready after 30 s; see $logfile" >&2
   exit 1
 }
+wait_ready knet-apiserver "$pidfile" "$log" apiserver_ready
 
 echo "=== starting knet-controllers"
 nohup setsid "$root/target/debug/knet-controllers" --kubeconfig "$kubeconfig" \
   --bind-address 127.0.0.1:10257 >>"$ctrl_log" 2>&1 </dev/null &
 echo $! >"$ctrl_pidfile"
-for _ in $(seq 1 300); do
-  if curl -fsS "http://127.0.0.1:10257/readyz" >/dev/null 2>&1; then
-    break
-  fi
-  if ! kill -0 "$(cat "$ctrl_pidfile")" 2>/dev/null; then
-    echo "error: knet-controllers exited; the end of its log ($ctrl_log):" >&2
-    tail -n 30 "$ctrl_log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
+wait_ready knet-controllers "$ctrl_pidfile" "$ctrl_log" controllers_ready
 
 cat <<MSG
 
