@@ -6,8 +6,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# What the build and the tests use today; later issues add iproute2, nftables, dnsutils, busybox, …
-packages=(build-essential ca-certificates curl jq openssl python3 python3-pip)
+# What the build, the lab and the tests use: the kernel datapath's tools (iproute2, nftables, conntrack),
+# nsenter/unshare (util-linux), Debian's reference CNI plugins (interop tests and the CNI benchmark), the programs
+# behind the image catalog (busybox, nginx, curl) and the probes the tests run (dig, iperf3, socat).
+packages=(build-essential ca-certificates curl jq openssl python3 python3-pip
+  iproute2 nftables conntrack util-linux procps kmod
+  containernetworking-plugins busybox nginx bind9-dnsutils iperf3 socat)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,7 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
+  # Packages with daemons (nginx, iperf3) must not start them on the machine itself: knet runs its own copies
+  # inside pods. policy-rc.d is Debian's switch for that (exit 101: "action forbidden").
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
 else
   echo "Debian packages present: ${packages[*]}"
 fi

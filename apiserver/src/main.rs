@@ -73,7 +73,7 @@ struct ServeArgs {
     watch_history: usize,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text")]
-    log_format: String,
+    log_format: knet_component_base::logs::LogFormat,
     /// How often the ClusterIP/NodePort allocation repair runs (Go duration: `3m`, `1s`);
     /// `0` runs it only at start-up.
     #[arg(long, default_value = "3m", value_parser = knet_apiserver::repair::parse_duration)]
@@ -111,17 +111,6 @@ fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>> {
     Ok(lo..=hi)
 }
 
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
 fn write_user_kubeconfig(a: &KubeconfigArgs) -> Result<()> {
     let pki = pki::load_or_create(&a.data_dir, &[]).context("loading the cluster CA")?;
     let groups: Vec<&str> = a.groups.iter().map(String::as_str).collect();
@@ -133,7 +122,7 @@ fn write_user_kubeconfig(a: &KubeconfigArgs) -> Result<()> {
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
-    init_tracing(&a.log_format);
+    knet_component_base::logs::init(a.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
     let advertise = a.advertise_address.unwrap_or(if a.bind_address.is_unspecified() {

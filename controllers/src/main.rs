@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
-use axum::routing::get;
 use clap::Parser;
+use knet_component_base::health;
+use knet_component_base::logs::LogFormat;
 use knet_controllers::runtime::leader::{LeaderElectionConfig, LeaderElector};
 use knet_controllers::runtime::{client, Metrics};
 use knet_controllers::{Config, Context, Informers};
@@ -18,31 +19,7 @@ struct Cli {
     config: Config,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
-    log_format: String,
-}
-
-fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
-async fn kube_config(cfg: &Config) -> Result<kube::Config> {
-    match &cfg.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("loading kubeconfig {}", path.display()))
-        }
-        None => kube::Config::infer().await.context("no --kubeconfig and no in-cluster configuration"),
-    }
+    log_format: LogFormat,
 }
 
 fn default_identity() -> String {
@@ -54,33 +31,6 @@ fn default_identity() -> String {
 
 fn uuid_suffix() -> String {
     format!("{:016x}", rand::random::<u64>())
-}
-
-async fn serve_health(cfg: &Config, metrics: Metrics, ready: watch::Receiver<bool>) -> Result<()> {
-    let app = axum::Router::new()
-        .route("/metrics", get(move || std::future::ready(metrics.encode())))
-        .route("/healthz", get(|| std::future::ready("ok")))
-        .route("/livez", get(|| std::future::ready("ok")))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = *ready.borrow();
-                std::future::ready(if ready {
-                    (http::StatusCode::OK, "ok")
-                } else {
-                    (http::StatusCode::SERVICE_UNAVAILABLE, "informers not synced")
-                })
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(cfg.bind_address)
-        .await
-        .with_context(|| format!("binding {}", cfg.bind_address))?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "health server failed");
-        }
-    });
-    Ok(())
 }
 
 fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
@@ -118,7 +68,7 @@ fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_tracing(&cli.log_format);
+    knet_component_base::logs::init(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = cli.config;
     let unknown = cfg.unknown_controllers();
@@ -130,9 +80,11 @@ async fn main() -> Result<()> {
         );
     }
     let metrics = Metrics::new();
-    let (ready_tx, ready_rx) = watch::channel(false);
-    serve_health(&cfg, metrics.clone(), ready_rx).await?;
-    let client = client::build(kube_config(&cfg).await?, metrics.clone()).context("building the API client")?;
+    let (ready_tx, ready_rx) = watch::channel(Err("informers not synced".to_string()));
+    let m = metrics.clone();
+    health::serve(cfg.bind_address, Arc::new(move || m.encode()), ready_rx).await?;
+    let kube_config = knet_component_base::kubeconfig::load(cfg.kubeconfig.as_deref()).await?;
+    let client = client::build(kube_config, metrics.clone()).context("building the API client")?;
     let identity = cfg.identity.clone().unwrap_or_else(default_identity);
     let cfg = Arc::new(cfg);
 
@@ -163,7 +115,7 @@ async fn main() -> Result<()> {
     spawn_controllers(&ctx, &mut controllers);
     tokio::spawn(async move {
         informers.wait_synced().await;
-        ready_tx.send_replace(true);
+        let _previous = ready_tx.send_replace(Ok(()));
         tracing::info!("informers synced");
     });
 

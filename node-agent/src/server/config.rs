@@ -1,0 +1,21 @@
+//! The kubelet API server's flags (kubelet's names).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Flags of the kubelet API server.
+#[derive(Debug, Clone, Args)]
+pub struct ServerFlags {
+    /// Address the kubelet API listens on (kubelet `--address`).
+    #[arg(long = "address", default_value = "0.0.0.0")]
+    pub address: IpAddr,
+    /// Port of the kubelet API (kubelet `--port`); reported in the Node's `daemonEndpoints`.
+    #[arg(long = "port", default_value_t = 10250)]
+    pub port: u16,
+    /// CA bundle (PEM) that signs the certificates of clients allowed to call the kubelet API (the API server's
+    /// kubelet-client certificate). Default: the CA of the kubeconfig.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+}
