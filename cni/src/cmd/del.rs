@@ -1,0 +1,34 @@
+//! DEL: removes the container's interface (which takes the veth's host end with it), the host end if it is
+//! still there, and the attachment's addresses. Idempotent, and works when the namespace is already gone.
+
+use crate::args::CmdArgs;
+use crate::config::NetConf;
+use crate::error::{code, CniError};
+use crate::net::netns::{connect_host, Netns};
+use crate::net::{link, NetError};
+use crate::plan::host_veth_name;
+
+/// Runs DEL.
+pub async fn del(conf: &NetConf, args: &CmdArgs, stdin: &[u8]) -> Result<(), CniError> {
+    if !args.netns.is_empty() {
+        if let Some(ns) = Netns::open(std::path::Path::new(&args.netns))? {
+            if ns.is_current()? {
+                return Err(CniError::new(
+                    code::INVALID_ENVIRONMENT,
+                    format!("CNI_NETNS {} is the plugin's own network namespace, not a container's", args.netns),
+                ));
+            }
+            match ns.connect() {
+                Ok(container) => {
+                    link::delete(&container, &args.ifname).await?;
+                }
+                // The path is there but no longer a namespace (unmounted): the namespace is gone.
+                Err(NetError::EnterNetns { source: nix::errno::Errno::EINVAL, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let host = connect_host()?;
+    link::delete(&host, &host_veth_name(&args.container_id, &args.ifname)).await?;
+    super::add::release(conf, args, stdin)
+}
