@@ -92,7 +92,6 @@ async fn steps(
             container: netns,
             container_name: &args.ifname,
             container_mac,
-            container_up: !conf.disable_container_interface,
             mtu: conf.mtu,
         },
     )
@@ -140,13 +139,14 @@ async fn steps(
         addressing,
     );
 
-    if !plan.container_addresses.is_empty() || !plan.container_routes.is_empty() {
+    if !conf.disable_container_interface {
         let iface = link::get(&container, &args.ifname).await?.ok_or_else(|| {
             CniError::new(code::KERNEL, format!("{} vanished from the container after it was created", args.ifname))
         })?;
         for a in &plan.container_addresses {
             addr::add(&container, iface.index, *a, conf.enable_dad).await?;
         }
+        link::set_up(&container, iface.index).await?;
         fault::after("addresses")?;
         for r in &plan.container_routes {
             route::add(&container, iface.index, r).await?;

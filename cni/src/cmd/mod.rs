@@ -18,6 +18,7 @@ impl From<NetError> for CniError {
                 "container network namespace is not usable",
                 e.to_string(),
             ),
+            NetError::Exists(msg) => CniError::new(code::DUPLICATE_ATTACHMENT, msg.clone()),
             NetError::Sysctl { .. } => CniError::with_details(code::IO_FAILURE, "setting a sysctl", e.to_string()),
             _ => CniError::with_details(code::KERNEL, "kernel operation failed", e.to_string()),
         }

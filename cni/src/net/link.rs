@@ -152,20 +152,17 @@ pub struct VethSpec<'a> {
     pub container: &'a Netns,
     pub container_name: &'a str,
     pub container_mac: [u8; 6],
-    pub container_up: bool,
     pub mtu: Option<u32>,
 }
 
 /// Creates the pair in one request: the host end attached to the bridge and up, the peer created inside the
-/// container's namespace with its name and address.
+/// container's namespace with its name and address. The peer cannot be brought up in the same request (the
+/// kernel opens it before the pair is linked, ENOTCONN): see [`set_up`].
 pub async fn create_veth(handle: &Handle, spec: &VethSpec<'_>) -> Result<(), NetError> {
     use std::os::fd::AsRawFd;
     let mut peer = LinkUnspec::new_with_name(spec.container_name)
         .address(spec.container_mac.to_vec())
         .setns_by_fd(spec.container.file.as_raw_fd());
-    if spec.container_up {
-        peer = peer.up();
-    }
     if let Some(mtu) = spec.mtu {
         peer = peer.mtu(mtu);
     }
@@ -182,12 +179,12 @@ pub async fn create_veth(handle: &Handle, spec: &VethSpec<'_>) -> Result<(), Net
         Ok(()) => Ok(()),
         Err(e) if super::errno_of(&e) == Some(EEXIST) => {
             if get(handle, spec.host_name).await?.is_some() {
-                Err(NetError::State(format!(
+                Err(NetError::Exists(format!(
                     "host veth {} already exists: this attachment was added before and not deleted",
                     spec.host_name
                 )))
             } else {
-                Err(NetError::State(format!(
+                Err(NetError::Exists(format!(
                     "container {} already has an interface named {}",
                     spec.container.path.display(),
                     spec.container_name
@@ -196,6 +193,12 @@ pub async fn create_veth(handle: &Handle, spec: &VethSpec<'_>) -> Result<(), Net
         }
         Err(e) => Err(nl(format!("creating veth {} <-> {}", spec.host_name, spec.container_name))(e)),
     }
+}
+
+/// Brings link `index` up.
+pub async fn set_up(handle: &Handle, index: u32) -> Result<(), NetError> {
+    let msg = LinkUnspec::new_with_index(index).up().build();
+    handle.link().change(msg).execute().await.map_err(nl(format!("setting link #{index} up")))
 }
 
 /// Sets the bridge-port flags of `port` (hairpin mode, isolation).

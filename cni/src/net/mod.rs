@@ -23,6 +23,9 @@ pub enum NetError {
     Netlink { op: String, detail: String, errno: Option<i32> },
     #[error("{0}")]
     State(String),
+    /// Something the request would create exists already.
+    #[error("{0}")]
+    Exists(String),
     #[error("writing {path}: {source}")]
     Sysctl { path: String, source: std::io::Error },
 }
