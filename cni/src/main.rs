@@ -7,7 +7,11 @@ use std::io::{IsTerminal, Read, Write};
 fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KNET_CNI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 
     let mut stdin = Vec::new();
     let command = std::env::var("CNI_COMMAND").unwrap_or_default();

@@ -161,7 +161,13 @@ fn add_rolls_back_on_failure() {
     let ns = lab.container();
     let conf = v4(&lab, "pods");
     for step in knet_cni::fault::STEPS {
-        let out = lab.exec(common::KNET_CNI, "ADD", "c1", &ns, "eth0", &conf, &[(knet_cni::fault::ENV, step)]);
+        let out = lab.exec(
+            common::KNET_CNI,
+            "ADD",
+            common::Att { id: "c1", netns: &ns, ifname: "eth0" },
+            &conf,
+            &[(knet_cni::fault::ENV, step)],
+        );
         assert!(!out.ok, "{step}: {}", out.stdout);
         assert!(out.msg().contains(step), "{step}: {}", out.stdout);
         assert_eq!(lab.host_links(), ["kbr0"], "after a failure at {step}");

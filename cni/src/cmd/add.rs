@@ -110,6 +110,8 @@ async fn steps(
             Some(Addressing { ips: a.ips, routes: a.routes, dns: a.dns })
         }
         Ipam::Delegate(t) => {
+            delegate::find(t, &args.path)?;
+            // A delegated ADD that fails is followed by its DEL (SPEC.md section 4).
             undo.ipam = true;
             let r = delegate::exec(t, Command::Add, &args.path, stdin)?
                 .ok_or_else(|| CniError::new(code::DECODING_FAILURE, format!("IPAM plugin {t} returned no result")))?;

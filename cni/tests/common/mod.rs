@@ -49,6 +49,14 @@ fn sweep() {
     }
 }
 
+/// The attachment parameters of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Att<'a> {
+    pub id: &'a str,
+    pub netns: &'a Path,
+    pub ifname: &'a str,
+}
+
 /// The outcome of one plugin run.
 #[derive(Debug)]
 pub struct Out {
@@ -103,23 +111,14 @@ impl Lab {
     }
 
     /// Runs `program` (a plugin) in the host namespace as a runtime would.
-    pub fn exec(
-        &self,
-        program: &str,
-        command: &str,
-        id: &str,
-        netns: &Path,
-        ifname: &str,
-        conf: &Value,
-        extra: &[(&str, &str)],
-    ) -> Out {
+    pub fn exec(&self, program: &str, command: &str, att: Att<'_>, conf: &Value, extra: &[(&str, &str)]) -> Out {
         let mut cmd = self.host.command(program).expect("entering the host namespace");
         cmd.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_NETNS", netns)
-            .env("CNI_IFNAME", ifname)
+            .env("CNI_CONTAINERID", att.id)
+            .env("CNI_NETNS", att.netns)
+            .env("CNI_IFNAME", att.ifname)
             .env("CNI_PATH", REFERENCE_DIR);
         for (k, v) in extra {
             cmd.env(k, v);
@@ -129,7 +128,7 @@ impl Lab {
 
     /// Runs knet-cni.
     pub fn cni(&self, command: &str, id: &str, netns: &Path, conf: &Value) -> Out {
-        self.exec(KNET_CNI, command, id, netns, "eth0", conf, &[])
+        self.exec(KNET_CNI, command, Att { id, netns, ifname: "eth0" }, conf, &[])
     }
 
     /// `ip ARGS` in the host namespace.
