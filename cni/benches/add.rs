@@ -7,10 +7,13 @@
 //! `cargo bench -p knet-cni` (cycles: `KNET_CNI_BENCH_CYCLES`, default 200).
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use knet_lab::netns::Netns;
+#[path = "../tests/common/netns.rs"]
+mod netns;
+
+use netns::Netns;
 use serde_json::{json, Value};
 
 const KNET_CNI: &str = env!("CARGO_BIN_EXE_knet-cni");
@@ -27,7 +30,7 @@ impl Drop for Cleanup {
 }
 
 fn invoke(host: &Netns, plugin: &str, command: &str, id: &str, netns: &str, conf: &Value) -> Result<Duration, String> {
-    let mut cmd = host.command(plugin).map_err(|e| e.to_string())?;
+    let mut cmd = host.command(plugin)?;
     cmd.env_clear()
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", id)

@@ -62,15 +62,18 @@ fn dispatch(env: impl Fn(&str) -> Option<String>, stdin: &[u8]) -> Result<Option
         .enable_io()
         .build()
         .map_err(|e| CniError::with_details(code::IO_FAILURE, "starting the netlink runtime", e.to_string()))?;
-    match command {
+    let outcome = match command {
         Command::Add => {
-            let result = runtime.block_on(cmd::add::add(&conf, &args, stdin))?;
-            Ok(Some(result.to_json(&conf.cni_version)))
+            runtime.block_on(cmd::add::add(&conf, &args, stdin)).map(|r| Some(r.to_json(&conf.cni_version)))
         }
         Command::Del => runtime.block_on(cmd::del::del(&conf, &args, stdin)).map(|_| None),
         Command::Check => runtime.block_on(cmd::check::check(&conf, &args, stdin)).map(|_| None),
         Command::Gc => cmd::gc::gc(&conf, &args, stdin).map(|_| None),
         Command::Status => runtime.block_on(cmd::status::status(&conf, &args, stdin)).map(|_| None),
         Command::Version => Ok(None),
-    }
+    };
+    // The process ends right after this; shutting the runtime down (and closing its sockets) one by one first
+    // would only add latency.
+    std::mem::forget(runtime);
+    outcome
 }

@@ -5,6 +5,7 @@
 use std::io::{IsTerminal, Read, Write};
 
 fn main() {
+    let started = std::time::Instant::now();
     let filter = tracing_subscriber::EnvFilter::try_from_env("KNET_CNI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -34,11 +35,13 @@ fn main() {
             std::process::exit(1);
         }
     }
+    tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "started");
     let out = knet_cni::run(|k| std::env::var(k).ok(), &stdin);
     let mut stdout = std::io::stdout().lock();
     if !out.stdout.is_empty() {
         let _ = writeln!(stdout, "{}", out.stdout);
     }
     let _ = stdout.flush();
+    tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "finished");
     std::process::exit(out.exit_code);
 }

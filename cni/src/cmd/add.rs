@@ -73,13 +73,64 @@ async fn steps(
     host_veth: &str,
     undo: &mut Undo,
 ) -> Result<CniResult, CniError> {
+    // host-local's file work runs on its own thread while the links are made (it needs nothing from them).
+    let allocation = match &conf.ipam {
+        Ipam::HostLocal(c) => {
+            let (c, id, ifname) = (c.clone(), args.container_id.clone(), args.ifname.clone());
+            Some(std::thread::spawn(move || hostlocal::allocate(&c, &id, &ifname)))
+        }
+        _ => None,
+    };
+    let links = make_links(conf, args, netns, host, host_veth, undo).await;
+    // Join the allocation before looking at the links' outcome, so a failed ADD still releases what it got.
+    let allocated = allocation.map(|t| {
+        t.join().unwrap_or_else(|_| Err(CniError::new(code::IO_FAILURE, "the host-local allocation thread panicked")))
+    });
+    if let Some(Ok(_)) = &allocated {
+        undo.ipam = true;
+    }
+    let (container, bridge, host_mac, container_mac) = links?;
+    let addressing = match &conf.ipam {
+        Ipam::None => None,
+        Ipam::HostLocal(_) => {
+            let a = allocated.unwrap_or_else(|| Err(CniError::new(code::IO_FAILURE, "no host-local allocation")))?;
+            Some(Addressing { ips: a.ips, routes: a.routes, dns: a.dns })
+        }
+        Ipam::Delegate(t) => {
+            delegate::find(t, &args.path)?;
+            // A delegated ADD that fails is followed by its DEL (SPEC.md section 4).
+            undo.ipam = true;
+            let r = delegate::exec(t, Command::Add, &args.path, stdin)?
+                .ok_or_else(|| CniError::new(code::DECODING_FAILURE, format!("IPAM plugin {t} returned no result")))?;
+            Some(Addressing { ips: r.ips, routes: r.routes, dns: r.dns })
+        }
+    };
+    if addressing.as_ref().is_some_and(|a| a.ips.is_empty()) {
+        return Err(CniError::new(code::INVALID_NETWORK_CONFIG, "IPAM plugin returned missing IP config"));
+    }
+    fault::after("ipam")?;
+    tracing::debug!(step = "ipam", "done");
+    configure(conf, args, host, host_veth, &container, &bridge, host_mac, container_mac, addressing).await
+}
+
+/// The bridge and the veth pair; returns the container's netlink handle, the bridge, and both MACs.
+async fn make_links(
+    conf: &NetConf,
+    args: &CmdArgs,
+    netns: &Netns,
+    host: &rtnetlink::Handle,
+    host_veth: &str,
+    undo: &mut Undo,
+) -> Result<(rtnetlink::Handle, link::Link, [u8; 6], [u8; 6]), CniError> {
     let container = netns.connect()?;
+    tracing::debug!(step = "connect", "done");
     let (bridge, _) = link::ensure_bridge(
         host,
         &link::BridgeSpec { name: &conf.bridge, mtu: conf.mtu, promisc: conf.promisc_mode, mac: random_mac() },
     )
     .await?;
     fault::after("bridge")?;
+    tracing::debug!(step = "bridge", "done");
 
     let container_mac = conf.mac.unwrap_or_else(random_mac);
     let host_mac = random_mac();
@@ -101,30 +152,26 @@ async fn steps(
         link::set_port_flags(host, host_veth, conf.hairpin_mode, conf.port_isolation).await?;
     }
     fault::after("veth")?;
+    tracing::debug!(step = "veth", "done");
 
-    let addressing = match &conf.ipam {
-        Ipam::None => None,
-        Ipam::HostLocal(c) => {
-            let a = hostlocal::allocate(c, &args.container_id, &args.ifname)?;
-            undo.ipam = true;
-            Some(Addressing { ips: a.ips, routes: a.routes, dns: a.dns })
-        }
-        Ipam::Delegate(t) => {
-            delegate::find(t, &args.path)?;
-            // A delegated ADD that fails is followed by its DEL (SPEC.md section 4).
-            undo.ipam = true;
-            let r = delegate::exec(t, Command::Add, &args.path, stdin)?
-                .ok_or_else(|| CniError::new(code::DECODING_FAILURE, format!("IPAM plugin {t} returned no result")))?;
-            Some(Addressing { ips: r.ips, routes: r.routes, dns: r.dns })
-        }
-    };
-    if addressing.as_ref().is_some_and(|a| a.ips.is_empty()) {
-        return Err(CniError::new(code::INVALID_NETWORK_CONFIG, "IPAM plugin returned missing IP config"));
-    }
-    fault::after("ipam")?;
+    Ok((container, bridge, host_mac, container_mac))
+}
 
+/// Addresses, routes and the bridge's gateway, and the result.
+#[allow(clippy::too_many_arguments)]
+async fn configure(
+    conf: &NetConf,
+    args: &CmdArgs,
+    host: &rtnetlink::Handle,
+    host_veth: &str,
+    container: &rtnetlink::Handle,
+    bridge: &link::Link,
+    host_mac: [u8; 6],
+    container_mac: [u8; 6],
+    addressing: Option<Addressing>,
+) -> Result<CniResult, CniError> {
     // The bridge's address may have changed when the port joined (unless it was set explicitly).
-    let bridge_mac = link::get(host, &conf.bridge).await?.map(|b| b.mac).unwrap_or(bridge.mac);
+    let bridge_mac = link::get(host, &conf.bridge).await?.map(|b| b.mac).unwrap_or_else(|| bridge.mac.clone());
     let mut mac6 = [0u8; 6];
     mac6.copy_from_slice(bridge_mac.get(..6).unwrap_or(&[0; 6]));
     let plan = plan_add(
@@ -142,18 +189,20 @@ async fn steps(
     );
 
     if !conf.disable_container_interface {
-        let iface = link::get(&container, &args.ifname).await?.ok_or_else(|| {
+        let iface = link::get(container, &args.ifname).await?.ok_or_else(|| {
             CniError::new(code::KERNEL, format!("{} vanished from the container after it was created", args.ifname))
         })?;
         for a in &plan.container_addresses {
-            addr::add(&container, iface.index, *a, conf.enable_dad).await?;
+            addr::add(container, iface.index, *a, conf.enable_dad).await?;
         }
-        link::set_up(&container, iface.index).await?;
+        link::set_up(container, iface.index).await?;
         fault::after("addresses")?;
+        tracing::debug!(step = "addresses", "done");
         for r in &plan.container_routes {
-            route::add(&container, iface.index, r).await?;
+            route::add(container, iface.index, r).await?;
         }
         fault::after("routes")?;
+        tracing::debug!(step = "routes", "done");
     }
     for a in &plan.bridge_addresses {
         addr::ensure_bridge_address(host, &conf.bridge, bridge.index, *a, conf.force_address).await?;
@@ -165,6 +214,7 @@ async fn steps(
         sysctl::ensure("net/ipv6/conf/all/forwarding", "1")?;
     }
     fault::after("gateway")?;
+    tracing::debug!(step = "gateway", "done");
     tracing::debug!(container_id = %args.container_id, veth = %host_veth, mac = %format_mac(&container_mac), "added");
     Ok(plan.result)
 }

@@ -10,7 +10,12 @@ use crate::plan::host_veth_name;
 
 /// Runs DEL.
 pub async fn del(conf: &NetConf, args: &CmdArgs, stdin: &[u8]) -> Result<(), CniError> {
-    if !args.netns.is_empty() {
+    // Deleting the host end of the veth deletes the container's end with it: one request, and the container's
+    // namespace need not be entered. Only when knet-cni's host end is not there (the namespace is gone, or
+    // another plugin made the attachment) is the interface looked for inside the container.
+    let host = connect_host()?;
+    let deleted = link::delete(&host, &host_veth_name(&args.container_id, &args.ifname)).await?;
+    if !deleted && !args.netns.is_empty() {
         if let Some(ns) = Netns::open(std::path::Path::new(&args.netns))? {
             if ns.is_current()? {
                 return Err(CniError::new(
@@ -28,7 +33,5 @@ pub async fn del(conf: &NetConf, args: &CmdArgs, stdin: &[u8]) -> Result<(), Cni
             }
         }
     }
-    let host = connect_host()?;
-    link::delete(&host, &host_veth_name(&args.container_id, &args.ifname)).await?;
     super::add::release(conf, args, stdin)
 }

@@ -5,11 +5,13 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use knet_lab::netns::Netns;
+use netns::Netns;
 use serde_json::{json, Value};
 
 /// Prefix of every namespace these tests create: `kncni-<pid>-<n>-…`.
@@ -36,7 +38,7 @@ pub fn can_run(test: &str) -> bool {
 
 /// Deletes namespaces left by test processes that are gone.
 fn sweep() {
-    let Ok(dir) = std::fs::read_dir(knet_lab::netns::NETNS_DIR) else { return };
+    let Ok(dir) = std::fs::read_dir(netns::NETNS_DIR) else { return };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         let Some(rest) = name.strip_prefix(PREFIX) else { continue };
