@@ -391,4 +391,17 @@ mod tests {
         assert_eq!(c.unknown_keys, vec!["keyA".to_string()]);
         assert_eq!(c.prev_result.unwrap().ips.len(), 1);
     }
+
+    proptest::proptest! {
+        /// Whatever arrives on stdin, parsing answers Ok or a spec error, never a panic.
+        #[test]
+        fn never_panics_on_input(input in ".{0,200}", key in "[a-zA-Z]{1,12}", n in proptest::num::i64::ANY) {
+            let _ = parse(input.as_bytes(), &CniArgs::default());
+            let mut v = base();
+            v[key.as_str()] = json!(n);
+            if let Err(e) = conf(v) {
+                proptest::prop_assert!([1, 2, 6, 7].contains(&e.code), "{:?}", e);
+            }
+        }
+    }
 }
