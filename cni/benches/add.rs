@@ -79,6 +79,7 @@ fn main() {
         return;
     }
     let cycles: usize = std::env::var("KNET_CNI_BENCH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    netns::sweep("kncni-");
     let id = format!("kncni-{}-bench", std::process::id());
     let host = Netns::create(format!("{id}-host")).expect("creating the host namespace");
     let mut cleanup = Cleanup(vec![host.clone()], None);

@@ -36,21 +36,6 @@ pub fn can_run(test: &str) -> bool {
     false
 }
 
-/// Deletes namespaces left by test processes that are gone.
-fn sweep() {
-    let Ok(dir) = std::fs::read_dir(netns::NETNS_DIR) else { return };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
-        let pid: Option<i32> = rest.split('-').next().and_then(|p| p.parse().ok());
-        if let Some(pid) = pid {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Netns::named(name).delete();
-            }
-        }
-    }
-}
-
 /// The attachment parameters of a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Att<'a> {
@@ -97,7 +82,7 @@ static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 
 impl Lab {
     pub fn new() -> Lab {
-        sweep();
+        netns::sweep(PREFIX);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = format!("{PREFIX}{}-{n}", std::process::id());
         let host = Netns::create(format!("{id}-host")).expect("creating the host namespace");

@@ -66,6 +66,21 @@ impl Netns {
     }
 }
 
+/// Deletes namespaces named `PREFIX<pid>-…` whose process is gone (leftovers of a killed test or bench run).
+pub fn sweep(prefix: &str) {
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(rest) = name.strip_prefix(prefix) else { continue };
+        let pid: Option<i32> = rest.split('-').next().and_then(|p| p.parse().ok());
+        if let Some(pid) = pid {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Netns::named(name).delete();
+            }
+        }
+    }
+}
+
 fn run_ip(args: &[&str]) -> Result<String, String> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("running ip {args:?}: {e}"))?;
     if !out.status.success() {
