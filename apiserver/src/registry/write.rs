@@ -173,6 +173,9 @@ impl Registry {
         strategy::prepare_for_create(sres, &mut obj);
         admission::default(sres, &mut obj)?;
         admission::prepare_for_create(sres, &mut obj)?;
+        if self.service_account_admission && sres.group.is_empty() && sres.plural == "pods" {
+            crate::serviceaccount::admission::admit(self, ns.as_deref().unwrap_or("default"), &mut obj).await?;
+        }
         let mut last_err = None;
         for _ in 0..RETRIES {
             let mut o = obj.clone();
