@@ -168,9 +168,9 @@ async fn cluster() -> Result<Cluster> {
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ok"}]}});
     nodes.patch_status(NODE, &PatchParams::default(), &Patch::Merge(&status)).await?;
 
+    // knet-apiserver makes the namespace's default ServiceAccount itself (no controllers run here).
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}}))?;
-    sas.create(&PostParams::default(), &sa).await?;
+    sas.get("default").await.context("the default ServiceAccount")?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let running = |name: &str, restarts: i64| {
         json!({"name": name, "ready": true, "started": true, "restartCount": restarts, "image": "busybox",
@@ -556,5 +556,23 @@ async fn kubelet_api_refuses_clients_without_the_kubelet_client_certificate() ->
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await?, "ok");
     let _: &Path = data;
+    Ok(())
+}
+
+/// kubectl pings every 5 s and gives up on a WebSocket that has not answered for 61 s: a long command must
+/// outlive that (the pongs go back through the API server's proxy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exec_outlives_kubectls_heartbeat_deadline() -> Result<()> {
+    if !can_exec() {
+        return Ok(());
+    }
+    let c = cluster().await?;
+    let k = c.api.kubectl().with_timeout(Duration::from_secs(120));
+    let out = tokio::task::spawn_blocking(move || {
+        k.run(&["exec", "web", "-c", "app", "--", "sh", "-c", "sleep 66; echo still-here"])
+    })
+    .await??
+    .ok()?;
+    assert_eq!(out.stdout, "still-here\n");
     Ok(())
 }

@@ -5,6 +5,10 @@
 //! `/var/run/secrets/kubernetes.io/serviceaccount` gets the projected `kube-api-access-<5 chars>` volume there
 //! (token, `kube-root-ca.crt`'s `ca.crt`, the namespace); the account's imagePullSecrets are copied to a pod
 //! that has none. Mirror pods are left alone.
+//!
+//! Unlike kube-apiserver, knet-apiserver also makes the `default` account when it creates a namespace
+//! ([`ensure_default_account`]), so pods can be created before knet-controllers runs; the serviceaccount
+//! controller still makes it again when it is deleted.
 
 use std::time::Duration;
 
@@ -109,6 +113,16 @@ pub fn mutate(pod: &mut Value, sa: &Value, suffix: &str) {
             let names: Vec<Value> = secrets.iter().filter_map(|s| s.get("name")).map(|n| json!({"name": n})).collect();
             pod["spec"]["imagePullSecrets"] = Value::Array(names);
         }
+    }
+}
+
+/// Creates the `default` ServiceAccount of a new namespace (an existing one is left alone).
+pub async fn ensure_default_account(reg: &Registry, namespace: &str) {
+    let Some(res) = resources::find("", "v1", "serviceaccounts") else { return };
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": DEFAULT_SERVICE_ACCOUNT}});
+    match Box::pin(reg.create(res, Some(namespace), sa, &crate::registry::WriteOptions::default())).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+        Err(e) => tracing::warn!(namespace, error = %e, "could not create the default service account"),
     }
 }
 

@@ -180,6 +180,12 @@ where
     WebSocketStream::from_raw_socket(io, Role::Server, Some(WebSocketConfig::default())).await
 }
 
+/// What the runtime gave for an exec or attach, before the connection is upgraded.
+enum Prepared {
+    Exec(runtime::ExecTarget),
+    Attach(runtime::Attachment),
+}
+
 async fn exec_or_attach(
     runtime: Arc<dyn StreamingRuntime>,
     mut req: Request<Incoming>,
@@ -190,6 +196,21 @@ async fn exec_or_attach(
     let opts = match StreamOptions::from_query(q) {
         Ok(o) => o,
         Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    // Ask the runtime first, so a client falling back from one protocol to another gets the same answer.
+    let prepared = if is_exec {
+        if opts.command.is_empty() {
+            return text(StatusCode::BAD_REQUEST, "you must specify at least one command for the container");
+        }
+        match runtime.exec_target(&c).await {
+            Ok(t) => Prepared::Exec(t),
+            Err(e) => return runtime_error(e),
+        }
+    } else {
+        match runtime.attach(&c).await {
+            Ok(a) => Prepared::Attach(a),
+            Err(e) => return runtime_error(e),
+        }
     };
     let (key, offered) = match upgrade::upgrade_request(req.headers()) {
         UpgradeRequest::WebSocket { key, protocols } => (key, protocols),
@@ -214,15 +235,8 @@ async fn exec_or_attach(
         return text(StatusCode::BAD_REQUEST, "unsupported protocol");
     };
     // Everything that can fail is checked before switching protocols, so the client gets a plain error.
-    let streams = if is_exec {
-        if opts.command.is_empty() {
-            return text(StatusCode::BAD_REQUEST, "you must specify at least one command for the container");
-        }
-        let target = match runtime.exec_target(&c).await {
-            Ok(t) => t,
-            Err(e) => return runtime_error(e),
-        };
-        match exec::start(&target, &opts) {
+    let streams = match prepared {
+        Prepared::Exec(target) => match exec::start(&target, &opts) {
             Ok(s) => s,
             Err(msg) => {
                 // The command could not start: tell the client through the error channel, as the kubelet does.
@@ -231,12 +245,8 @@ async fn exec_or_attach(
                 let (_, out_rx) = tokio::sync::mpsc::channel(1);
                 remotecommand::Streams { stdin: None, resize: None, output: out_rx, outcome: rx }
             }
-        }
-    } else {
-        match runtime.attach(&c).await {
-            Ok(a) => attach::streams(a, &opts),
-            Err(e) => return runtime_error(e),
-        }
+        },
+        Prepared::Attach(a) => attach::streams(a, &opts),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let first = if opts.stdout {
