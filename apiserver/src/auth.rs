@@ -10,6 +10,8 @@
 //! - A WebSocket client that cannot set headers may send the token as the subprotocol
 //!   `base64url.bearer.authorization.k8s.io.<base64url(token)>`, as kube-apiserver accepts.
 //!
+//! - A bearer token that is a service-account JWT is checked by [`crate::serviceaccount::authn`].
+//!
 //! The user is put into the request's extensions as a [`UserInfo`].
 
 use std::sync::Arc;
@@ -112,9 +114,38 @@ pub fn authenticate_request(tokens: &TokenAuthenticator, path: &str, headers: &H
     }
 }
 
+/// Every way the API server knows its users.
+pub struct Authenticator {
+    pub tokens: Arc<TokenAuthenticator>,
+    pub service_accounts: Option<crate::serviceaccount::ServiceAccountAuthenticator>,
+}
+
+impl Authenticator {
+    /// Only the static token file.
+    pub fn tokens_only(tokens: Arc<TokenAuthenticator>) -> Self {
+        Authenticator { tokens, service_accounts: None }
+    }
+
+    /// Decides who sent the request; `None` means 401.
+    pub async fn authenticate(&self, path: &str, headers: &HeaderMap) -> Option<UserInfo> {
+        match credentials(headers) {
+            Credentials::Bearer(token) => match self.tokens.authenticate(&token) {
+                Some(user) => Some(user),
+                None => match &self.service_accounts {
+                    Some(sa) => sa.authenticate(&token).await,
+                    None => None,
+                },
+            },
+            Credentials::Invalid => None,
+            Credentials::None if is_public_path(path) => Some(UserInfo::anonymous()),
+            Credentials::None => None,
+        }
+    }
+}
+
 /// The axum middleware: see the module documentation.
-pub async fn authenticate(State(tokens): State<Arc<TokenAuthenticator>>, mut req: Request, next: Next) -> Response {
-    match authenticate_request(&tokens, req.uri().path(), req.headers()) {
+pub async fn authenticate(State(auth): State<Arc<Authenticator>>, mut req: Request, next: Next) -> Response {
+    match auth.authenticate(req.uri().path(), req.headers()).await {
         Some(user) => {
             req.extensions_mut().insert(user);
             next.run(req).await
@@ -143,7 +174,7 @@ mod tests {
     fn app(tokens: Arc<TokenAuthenticator>) -> Router {
         Router::new()
             .fallback(get(|Extension(user): Extension<UserInfo>| async move { user.username }))
-            .layer(axum::middleware::from_fn_with_state(tokens, authenticate))
+            .layer(axum::middleware::from_fn_with_state(Arc::new(Authenticator::tokens_only(tokens)), authenticate))
     }
 
     async fn call(app: &Router, path: &str, auth: Option<&str>) -> (StatusCode, String) {

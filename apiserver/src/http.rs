@@ -34,6 +34,10 @@ pub struct AppState {
     pub server_address: String,
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
+    /// How to reach kubelets for `pods/log`, `exec`, `attach`, `portforward` (none: those answer 503).
+    pub kubelet: Option<Arc<crate::kubelet::KubeletClient>>,
+    /// Issues service-account tokens for `serviceaccounts/token` (none: 503).
+    pub token_issuer: Option<Arc<crate::serviceaccount::TokenIssuer>>,
 }
 
 /// The router without authentication (the binary adds it as a layer).
@@ -214,7 +218,7 @@ fn route(path: &str) -> Result<Routed, ApiError> {
     Ok(Routed::Resource(target))
 }
 
-fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
     uri.query().map(url_decode_pairs).unwrap_or_default()
 }
 
@@ -424,6 +428,25 @@ async fn resource_handler(State(st): State<Arc<AppState>>, req: Request) -> Resp
         }
         Routed::Resource(t) => t,
     };
+    if let (Some(sub), Some(name), Some(ns), "", "pods") =
+        (t.sub.as_deref(), t.name.as_deref(), t.namespace.as_deref(), t.res.group, t.res.plural)
+    {
+        if let Some(kind) = crate::kubelet::location::Connect::from_subresource(sub) {
+            let resp = match crate::kubelet::proxy::serve(&st, kind, ns, name, &q, parts).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            };
+            let code = resp.status().as_u16();
+            st.metrics.observe_request(
+                if sub == "log" { "get" } else { "connect" },
+                t.res.plural,
+                code,
+                start.elapsed(),
+            );
+            tracing::debug!(subresource = sub, namespace = ns, name, code, "connect request");
+            return resp;
+        }
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return ApiError::TooLarge.into_response(),
@@ -528,6 +551,14 @@ async fn serve(
             let opts = WriteOptions::from_query(q)?;
             let w = reg.create(res, ns, obj, &opts).await?;
             Ok(object_response(shape, res, w.code, &w.object, &w.warnings))
+        }
+        (Method::POST, Some(name), Some("token")) => {
+            let issuer = st.token_issuer.as_ref().ok_or_else(|| {
+                ApiError::Unavailable("the API server has no service-account token issuer configured".into())
+            })?;
+            let request = decode_body(headers, body)?;
+            let answer = issuer.token_request(reg, ns.unwrap_or("default"), name, &request).await?;
+            Ok(encode_value(plain(shape), StatusCode::CREATED, &answer, &[]))
         }
         (Method::POST, Some(name), Some("binding")) => {
             let b = decode_body(headers, body)?;

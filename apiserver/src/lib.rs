@@ -18,6 +18,9 @@
 //! - [`http`]: the axum router, content negotiation, watch streaming.
 //! - [`discovery`], [`openapi`], [`tables`]: what kubectl reads to know the API.
 //! - [`pki`], [`auth`]: certificates, tokens, kubeconfigs and authentication.
+//! - [`kubelet`]: `pods/log`, `exec`, `attach`, `portforward` proxied to the node's kubelet API.
+//! - [`serviceaccount`]: service-account tokens (TokenRequest, JWT authentication) and the ServiceAccount
+//!   admission plugin.
 //! - [`error`]: `Status` errors.
 //! - [`protobuf`]: protobuf request bodies (kubectl's typed generators) decoded to JSON.
 
@@ -30,6 +33,7 @@ pub mod discovery;
 pub mod error;
 pub mod event_ttl;
 pub mod http;
+pub mod kubelet;
 pub mod metrics;
 pub mod openapi;
 pub mod pki;
@@ -37,5 +41,6 @@ pub mod protobuf;
 pub mod registry;
 pub mod repair;
 pub mod resources;
+pub mod serviceaccount;
 pub mod storage;
 pub mod tables;

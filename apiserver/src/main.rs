@@ -81,6 +81,35 @@ struct ServeArgs {
     /// How long Events are kept after their last observation (Go duration); `0` keeps them for ever.
     #[arg(long, default_value = "1h", value_parser = knet_apiserver::repair::parse_duration)]
     event_ttl: std::time::Duration,
+    /// Client certificate (PEM) shown to kubelets; default DATA_DIR/apiserver-kubelet-client.crt, made on first
+    /// start (CN kube-apiserver-kubelet-client, O system:masters, signed by the cluster CA).
+    #[arg(long)]
+    kubelet_client_certificate: Option<PathBuf>,
+    /// Key of --kubelet-client-certificate.
+    #[arg(long)]
+    kubelet_client_key: Option<PathBuf>,
+    /// CA bundle that verifies kubelets' serving certificates; without it they are not verified.
+    #[arg(long)]
+    kubelet_certificate_authority: Option<PathBuf>,
+    /// Node address types to reach kubelets by, most preferred first.
+    #[arg(long, value_delimiter = ',', default_value = "InternalIP,Hostname,ExternalIP")]
+    kubelet_preferred_address_types: Vec<String>,
+    /// Issuer (`iss`) of service-account tokens.
+    #[arg(long, default_value = knet_apiserver::serviceaccount::DEFAULT_ISSUER)]
+    service_account_issuer: String,
+    /// Private key (PKCS#8 PEM, ECDSA P-256) that signs service-account tokens; default DATA_DIR/sa.key, made on
+    /// first start.
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// Public keys (PEM) that verify service-account tokens (repeatable); default the signing key's.
+    #[arg(long = "service-account-key-file")]
+    service_account_key_files: Vec<PathBuf>,
+    /// Audiences the API accepts in service-account tokens (default: the issuer).
+    #[arg(long, value_delimiter = ',')]
+    api_audiences: Vec<String>,
+    /// Admission plugins to turn off (`ServiceAccount`).
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +148,62 @@ fn write_user_kubeconfig(a: &KubeconfigArgs) -> Result<()> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!("wrote {} for user {}", a.out.display(), a.user);
     Ok(())
+}
+
+fn read(path: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The kubelet client: given credentials, or the kubelet-client certificate made in the data directory.
+fn kubelet_client(a: &ServeArgs) -> Result<knet_apiserver::kubelet::KubeletClient> {
+    let (cert, key) = match (&a.kubelet_client_certificate, &a.kubelet_client_key) {
+        (Some(c), Some(k)) => (read(c)?, read(k)?),
+        (None, None) => pki::load_or_create_client_cert(
+            &a.data_dir,
+            pki::KUBELET_CLIENT_CERT_FILE,
+            pki::KUBELET_CLIENT_KEY_FILE,
+            pki::KUBELET_CLIENT_COMMON_NAME,
+            pki::KUBELET_CLIENT_ORGANIZATION,
+        )?,
+        _ => bail!("--kubelet-client-certificate and --kubelet-client-key go together"),
+    };
+    let ca = a.kubelet_certificate_authority.as_deref().map(read).transpose()?;
+    Ok(knet_apiserver::kubelet::KubeletClient::new(
+        &cert,
+        &key,
+        ca.as_deref(),
+        a.kubelet_preferred_address_types.clone(),
+    )?)
+}
+
+/// The token issuer and authenticator sharing one key set.
+fn service_accounts(
+    a: &ServeArgs,
+    registry: Arc<Registry>,
+) -> Result<(knet_apiserver::serviceaccount::TokenIssuer, knet_apiserver::serviceaccount::ServiceAccountAuthenticator)>
+{
+    use knet_apiserver::serviceaccount::{keys, ServiceAccountAuthenticator, TokenIssuer};
+    let (signing, public) = match &a.service_account_signing_key_file {
+        Some(path) => (read(path)?, None),
+        None => {
+            let (k, p) = keys::load_or_create(&a.data_dir)?;
+            (k, Some(p))
+        }
+    };
+    let mut verifying: Vec<String> = a.service_account_key_files.iter().map(|p| read(p)).collect::<Result<_>>()?;
+    if verifying.is_empty() {
+        match public {
+            Some(p) => verifying.push(p),
+            None => bail!("--service-account-key-file is required with --service-account-signing-key-file"),
+        }
+    }
+    let keys = keys::from_pem(&signing, &verifying)?;
+    let audiences =
+        if a.api_audiences.is_empty() { vec![a.service_account_issuer.clone()] } else { a.api_audiences.clone() };
+    let issuer =
+        TokenIssuer { keys: keys.clone(), issuer: a.service_account_issuer.clone(), audiences: audiences.clone() };
+    let authn = ServiceAccountAuthenticator { keys, issuer: a.service_account_issuer.clone(), audiences, registry };
+    Ok((issuer, authn))
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
@@ -170,8 +255,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
         node_ports: parse_port_range(&a.service_node_port_range)?,
     });
     alloc.load(store.as_ref()).await.context("loading allocations")?;
-    let registry =
-        Arc::new(Registry::with_watch_cache(store.clone(), alloc).await.context("starting the watch cache")?);
+    let mut registry = Registry::with_watch_cache(store.clone(), alloc).await.context("starting the watch cache")?;
+    registry.service_account_admission = !a.disable_admission_plugins.iter().any(|p| p == "ServiceAccount");
+    let registry = Arc::new(registry);
     // Build the OpenAPI documents now rather than on kubectl's first request.
     tokio::task::spawn_blocking(knet_apiserver::openapi::prepare);
 
@@ -183,14 +269,20 @@ async fn serve(a: ServeArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
 
+    let kubelet = kubelet_client(&a).context("setting up the kubelet client")?;
+    let (issuer, sa_authenticator) =
+        service_accounts(&a, registry.clone()).context("setting up service-account tokens")?;
     let metrics = Arc::new(Metrics::new());
     let state = Arc::new(AppState {
         registry: registry.clone(),
         server_address: format!("{url_host}:{}", a.secure_port),
         metrics: metrics.clone(),
         ready: Default::default(),
+        kubelet: Some(Arc::new(kubelet)),
+        token_issuer: Some(Arc::new(issuer)),
     });
-    let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(tokens, auth::authenticate));
+    let authenticator = Arc::new(auth::Authenticator { tokens, service_accounts: Some(sa_authenticator) });
+    let app = router(state.clone()).layer(axum::middleware::from_fn_with_state(authenticator, auth::authenticate));
 
     let addr = SocketAddr::new(a.bind_address, a.secure_port);
     let handle = axum_server::Handle::new();

@@ -33,6 +33,12 @@ pub const CA_CERT_FILE: &str = "ca.crt";
 pub const CA_KEY_FILE: &str = "ca.key";
 pub const SERVING_CERT_FILE: &str = "apiserver.crt";
 pub const SERVING_KEY_FILE: &str = "apiserver.key";
+/// The client certificate the API server shows kubelets (kubeadm's names).
+pub const KUBELET_CLIENT_CERT_FILE: &str = "apiserver-kubelet-client.crt";
+pub const KUBELET_CLIENT_KEY_FILE: &str = "apiserver-kubelet-client.key";
+/// Subject of the kubelet client certificate, as kubeadm makes it.
+pub const KUBELET_CLIENT_COMMON_NAME: &str = "kube-apiserver-kubelet-client";
+pub const KUBELET_CLIENT_ORGANIZATION: &str = "system:masters";
 
 /// Common name of the cluster CA; the serving certificate's issuer name is rebuilt from it on every start.
 const CA_COMMON_NAME: &str = "knet-ca";
@@ -284,6 +290,46 @@ fn issue_serving_cert(ca_key: &KeyPair, names: &[Name]) -> Result<(String, Strin
     set_validity(&mut params, SERVING_VALIDITY);
     let issuer = Issuer::new(ca_params(), ca_key);
     let cert = params.signed_by(&key, &issuer).map_err(|e| PkiError::cert("signing the serving certificate", e))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Loads the client certificate `cert_file`/`key_file` from `data_dir`, or issues one signed by the cluster CA
+/// (subject CN=`common_name`, O=`organization`, client-auth usage) when either is missing or they do not match.
+/// Returns (certificate PEM, key PEM).
+pub fn load_or_create_client_cert(
+    data_dir: &Path,
+    cert_file: &str,
+    key_file: &str,
+    common_name: &str,
+    organization: &str,
+) -> Result<(String, String), PkiError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| PkiError::io("creating data directory", data_dir, e))?;
+    let (cert_path, key_path) = (data_dir.join(cert_file), data_dir.join(key_file));
+    if let (Some(cert), Some(key)) = (files::read_optional(&cert_path)?, files::read_optional(&key_path)?) {
+        let matches =
+            match (CertificateDer::from_pem_slice(cert.as_bytes()), PrivateKeyDer::from_pem_slice(key.as_bytes())) {
+                (Ok(c), Ok(k)) => rustls::sign::CertifiedKey::from_der(vec![c], k, &provider()).is_ok(),
+                _ => false,
+            };
+        if matches {
+            return Ok((cert, key));
+        }
+    }
+    let (_, ca_key) = load_or_create_ca(data_dir)?;
+    let key = KeyPair::generate().map_err(|e| PkiError::cert("generating a client key", e))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, organization);
+    params.distinguished_name = dn;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, SERVING_VALIDITY);
+    let issuer = Issuer::new(ca_params(), &ca_key);
+    let cert = params.signed_by(&key, &issuer).map_err(|e| PkiError::cert("signing a client certificate", e))?;
+    files::write_atomic(&key_path, key.serialize_pem().as_bytes(), files::SECRET_MODE)?;
+    files::write_atomic(&cert_path, cert.pem().as_bytes(), files::PUBLIC_MODE)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 

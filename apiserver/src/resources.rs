@@ -118,7 +118,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         true,
         &["po"],
         ALL,
-        &["status", "binding"],
+        &["status", "binding", "log", "exec", "attach", "portforward"],
         &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -135,7 +135,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     res!("", "v1", "Node", "nodes", "node", false, &["no"], NONE, &["status"], &["spec.unschedulable"]),
     res!("", "v1", "Secret", "secrets", "secret", true, NONE, NONE, NONE, &["type"]),
     res!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], NONE, NONE, NONE),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], NONE, NONE, NONE),
+    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], NONE, &["token"], NONE),
     res!(
         "",
         "v1",

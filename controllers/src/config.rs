@@ -22,6 +22,8 @@ pub const CONTROLLERS: &[&str] = &[
     "garbagecollector",
     "podgc",
     "namespace",
+    "serviceaccount",
+    "root-ca-cert-publisher",
 ];
 
 /// The flags of `knet-controllers`.
@@ -37,7 +39,8 @@ pub struct Config {
 
     /// Controllers to run: `*` for all, `name` to enable, `-name` to disable (comma-separated). Known:
     /// endpoint, endpointslice, endpointslicemirroring, deployment, replicaset, replicationcontroller,
-    /// scheduler, nodeipam, nodelifecycle, service-lb, garbagecollector, podgc, namespace.
+    /// scheduler, nodeipam, nodelifecycle, service-lb, garbagecollector, podgc, namespace, serviceaccount,
+    /// root-ca-cert-publisher.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 
@@ -110,6 +113,10 @@ pub struct Config {
     /// Page size of the informers' initial lists.
     #[arg(long, default_value_t = 500)]
     pub list_page_size: u32,
+
+    /// The cluster CA (PEM) published as `kube-root-ca.crt` in every namespace (default: the kubeconfig's CA).
+    #[arg(long)]
+    pub root_ca_file: Option<PathBuf>,
 
     /// This instance's identity in the leader Lease and its events (default: hostname + random suffix).
     #[arg(long)]

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -31,7 +33,13 @@ pub struct Informers {
     pub replication_controllers: Informer<ReplicationController>,
     /// Node heartbeat Leases (`kube-node-lease` only).
     pub node_leases: Informer<Lease>,
+    pub service_accounts: Informer<ServiceAccount>,
+    /// The `kube-root-ca.crt` ConfigMaps (only those, in every namespace).
+    pub root_ca_config_maps: Informer<ConfigMap>,
 }
+
+/// The ConfigMap holding the cluster CA in every namespace.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 
 impl Informers {
     /// Informers that have not started yet.
@@ -47,6 +55,8 @@ impl Informers {
             replica_sets: Informer::new("replicasets"),
             replication_controllers: Informer::new("replicationcontrollers"),
             node_leases: Informer::new("leases"),
+            service_accounts: Informer::new("serviceaccounts"),
+            root_ca_config_maps: Informer::new("configmaps"),
         }
     }
 
@@ -63,6 +73,9 @@ impl Informers {
         tasks.spawn(self.replica_sets.clone().run(Api::all(client.clone()), cfg()));
         tasks.spawn(self.replication_controllers.clone().run(Api::all(client.clone()), cfg()));
         tasks.spawn(self.node_leases.clone().run(Api::namespaced(client.clone(), NODE_LEASE_NAMESPACE), cfg()));
+        tasks.spawn(self.service_accounts.clone().run(Api::all(client.clone()), cfg()));
+        let root_ca = cfg().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}"));
+        tasks.spawn(self.root_ca_config_maps.clone().run(Api::all(client.clone()), root_ca));
     }
 
     /// Waits until every informer has its first complete list.
@@ -77,6 +90,8 @@ impl Informers {
         self.replica_sets.wait_synced().await;
         self.replication_controllers.wait_synced().await;
         self.node_leases.wait_synced().await;
+        self.service_accounts.wait_synced().await;
+        self.root_ca_config_maps.wait_synced().await;
     }
 }
 

@@ -16,7 +16,9 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod rootcacert;
 pub mod scheduler;
+pub mod serviceaccount;
 
 pub use config::Config;
 pub use context::{Context, Informers};

@@ -63,6 +63,8 @@ fn spawn_controllers(ctx: &Context, tasks: &mut JoinSet<Result<()>>) {
     controller!("garbagecollector", garbagecollector);
     controller!("podgc", podgc);
     controller!("namespace", namespace);
+    controller!("serviceaccount", serviceaccount);
+    controller!("root-ca-cert-publisher", rootcacert);
 }
 
 #[tokio::main]

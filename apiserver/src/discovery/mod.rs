@@ -132,6 +132,11 @@ fn subresource(res: &ResourceInfo, name: &'static str) -> Subresource {
     match name {
         "scale" => Subresource { name, response: ("autoscaling", "v1", "Scale"), verbs: &["get", "patch", "update"] },
         "binding" => Subresource { name, response: ("", "v1", "Binding"), verbs: &["create"] },
+        "exec" => Subresource { name, response: ("", "v1", "PodExecOptions"), verbs: &["create", "get"] },
+        "attach" => Subresource { name, response: ("", "v1", "PodAttachOptions"), verbs: &["create", "get"] },
+        "portforward" => Subresource { name, response: ("", "v1", "PodPortForwardOptions"), verbs: &["create", "get"] },
+        "log" => Subresource { name, response: (res.group, res.version, res.kind), verbs: &["get"] },
+        "token" => Subresource { name, response: ("authentication.k8s.io", "v1", "TokenRequest"), verbs: &["create"] },
         "finalize" => Subresource { name, response: (res.group, res.version, res.kind), verbs: &["update"] },
         // `status` and anything else reads and writes the object itself.
         _ => Subresource { name, response: (res.group, res.version, res.kind), verbs: &["get", "patch", "update"] },

@@ -10,7 +10,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::schemas::{kind_schema_name, list_schema_name, schema_ref, BINDING, DELETE_OPTIONS, PATCH, SCALE, STATUS};
+use super::schemas::{
+    kind_schema_name, list_schema_name, schema_ref, BINDING, DELETE_OPTIONS, PATCH, SCALE, STATUS, TOKEN_REQUEST,
+};
 use crate::resources::ResourceInfo;
 
 /// `/api/v1` or `/apis/{group}/{version}`.
@@ -293,11 +295,78 @@ pub(super) fn resource_paths(res: &ResourceInfo) -> Vec<(String, Value)> {
         let (sub_obj, sub_gvk, sub_kind) = match sub {
             "scale" => (schema_ref(SCALE), json!({"group": "autoscaling", "kind": "Scale", "version": "v1"}), "Scale"),
             "binding" => (schema_ref(BINDING), json!({"group": "", "kind": "Binding", "version": "v1"}), "Binding"),
+            "token" => (
+                schema_ref(TOKEN_REQUEST),
+                json!({"group": "authentication.k8s.io", "kind": "TokenRequest", "version": "v1"}),
+                "TokenRequest",
+            ),
             _ => (obj.clone(), gvk.clone(), k),
         };
         let cap = capitalize(sub);
         let mut m = Map::new();
         match sub {
+            "exec" | "attach" | "portforward" => {
+                // Connect operations: the answer is the stream, not an object.
+                let options = match sub {
+                    "exec" => "PodExecOptions",
+                    "attach" => "PodAttachOptions",
+                    _ => "PodPortForwardOptions",
+                };
+                let opts_gvk = json!({"group": "", "kind": options, "version": "v1"});
+                for (verb, method) in [("get", "Get"), ("post", "Post")] {
+                    let op = Op {
+                        id: format!("connect{g}{method}{ns}{k}{cap}"),
+                        description: format!("connect {method} requests to {sub} of {k}"),
+                        action: "connect",
+                        params: connect_params(sub),
+                        body: None,
+                        responses: responses(&[("200", "OK")], &json!({"type": "string"}), &["*/*"]),
+                        gvk: opts_gvk.clone(),
+                    };
+                    m.insert(verb.into(), op.into_value(res));
+                }
+                m.insert("parameters".into(), scope_params(vec![name_param(options)]));
+                out.push((format!("{collection}/{{name}}/{sub}"), Value::Object(m)));
+                continue;
+            }
+            "log" => {
+                let op = Op {
+                    id: format!("read{g}{ns}{k}Log"),
+                    description: format!("read log of the specified {k}"),
+                    action: "get",
+                    params: connect_params(sub),
+                    body: None,
+                    responses: responses(
+                        &[("200", "OK")],
+                        &json!({"type": "string"}),
+                        &["text/plain", "application/json", "application/yaml"],
+                    ),
+                    gvk: gvk.clone(),
+                };
+                m.insert("get".into(), op.into_value(res));
+                m.insert("parameters".into(), scope_params(vec![name_param(k)]));
+                out.push((format!("{collection}/{{name}}/{sub}"), Value::Object(m)));
+                continue;
+            }
+            "token" => {
+                let op = Op {
+                    id: format!("create{g}{ns}{k}Token"),
+                    description: format!("create token of a {k}"),
+                    action: "post",
+                    params: write_params(),
+                    body: Some(body(&sub_obj, &["*/*"])),
+                    responses: responses(
+                        &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
+                        &sub_obj,
+                        RESPONSE_TYPES,
+                    ),
+                    gvk: sub_gvk,
+                };
+                m.insert("post".into(), op.into_value(res));
+                m.insert("parameters".into(), scope_params(vec![name_param(sub_kind)]));
+                out.push((format!("{collection}/{{name}}/{sub}"), Value::Object(m)));
+                continue;
+            }
             "binding" => {
                 let op = Op {
                     id: format!("create{g}{ns}{k}{cap}"),
@@ -344,6 +413,42 @@ pub(super) fn resource_paths(res: &ResourceInfo) -> Vec<(String, Value)> {
         out.push((format!("{collection}/{{name}}/{sub}"), Value::Object(m)));
     }
     out
+}
+
+/// The query parameters of the pod connect subresources and of `log`, as kube-apiserver documents them.
+fn connect_params(sub: &str) -> Vec<Value> {
+    let b = |n: &str, d: &str| query(n, d, "boolean");
+    let container = query("container", "The container in which to execute the command. Defaults to only container if there is only one container in the pod.", "string");
+    match sub {
+        "exec" => vec![
+            query("command", "Command is the remote command to execute. argv array. Not executed within a shell.", "string"),
+            container,
+            b("stderr", "Redirect the standard error stream of the pod for this call."),
+            b("stdin", "Redirect the standard input stream of the pod for this call. Defaults to false."),
+            b("stdout", "Redirect the standard output stream of the pod for this call."),
+            b("tty", "TTY if true indicates that a tty will be allocated for the exec call. Defaults to false."),
+        ],
+        "attach" => vec![
+            container,
+            b("stderr", "Stderr if true indicates that stderr is to be redirected for the attach call. Defaults to true."),
+            b("stdin", "Stdin if true, redirects the standard input stream of the pod for this call. Defaults to false."),
+            b("stdout", "Stdout if true indicates that stdout is to be redirected for the attach call. Defaults to true."),
+            b("tty", "TTY if true indicates that a tty will be allocated for the attach call."),
+        ],
+        "portforward" => vec![query("ports", "List of ports to forward. Required when using WebSockets", "integer")],
+        _ => vec![
+            query("container", "The container for which to stream logs. Defaults to only container if there is one container in the pod.", "string"),
+            b("follow", "Follow the log stream of the pod. Defaults to false."),
+            b("insecureSkipTLSVerifyBackend", "insecureSkipTLSVerifyBackend indicates that the apiserver should not confirm the validity of the serving certificate of the backend it is connecting to."),
+            query("limitBytes", "If set, the number of bytes to read from the server before terminating the log output.", "integer"),
+            b("previous", "Return previous terminated container logs. Defaults to false."),
+            query("sinceSeconds", "A relative time in seconds before the current time from which to show logs.", "integer"),
+            query("sinceTime", "An RFC3339 timestamp from which to show logs.", "string"),
+            query("stream", "Specify which container log stream to return to the client. Acceptable values are \"All\", \"Stdout\" and \"Stderr\".", "string"),
+            query("tailLines", "If set, the number of lines from the end of the logs to show.", "integer"),
+            b("timestamps", "If true, add an RFC3339 or RFC3339Nano timestamp at the beginning of every line of log output. Defaults to false."),
+        ],
+    }
 }
 
 /// GET of one object (or of one of its subresources).

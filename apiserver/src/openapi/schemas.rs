@@ -10,6 +10,7 @@
 //! and the patch-strategy/list-type extensions of the fields that have them (from the one
 //! table of [`knet_apimachinery::patch::field_tags`], which strategic merge patches use too).
 
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::Binding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, Patch, Status, WatchEvent};
@@ -48,6 +49,7 @@ pub(crate) const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Watch
 pub(crate) const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 pub(crate) const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 pub(crate) const BINDING: &str = "io.k8s.api.core.v1.Binding";
+pub(crate) const TOKEN_REQUEST: &str = "io.k8s.api.authentication.v1.TokenRequest";
 
 /// The description of `field` in the schema named `schema` (like
 /// `io.k8s.api.core.v1.ServiceSpec`, `type`), from the schemas of every served type.
@@ -86,6 +88,10 @@ pub(super) fn components(resources: &[&'static ResourceInfo]) -> Map<String, Val
     if resources.iter().any(|r| r.has_subresource("binding")) {
         gen.subschema_for::<Binding>();
         kinds.push((BINDING.into(), gvk("", "v1", "Binding")));
+    }
+    if resources.iter().any(|r| r.has_subresource("token")) {
+        gen.subschema_for::<TokenRequest>();
+        kinds.push((TOKEN_REQUEST.into(), gvk("authentication.k8s.io", "v1", "TokenRequest")));
     }
     let mut defs = gen.take_definitions(true);
 

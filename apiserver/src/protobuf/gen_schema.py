@@ -18,6 +18,7 @@ PKGS = {
     "k8s.io.api.discovery.v1": f"{API}/discovery/v1",
     "k8s.io.api.coordination.v1": f"{API}/coordination/v1",
     "k8s.io.api.autoscaling.v1": f"{API}/autoscaling/v1",
+    "k8s.io.api.authentication.v1": f"{API}/authentication/v1",
     "k8s.io.apimachinery.pkg.apis.meta.v1": f"{MACH}/pkg/apis/meta/v1",
     "k8s.io.apimachinery.pkg.runtime": f"{MACH}/pkg/runtime",
     "k8s.io.apimachinery.pkg.util.intstr": f"{MACH}/pkg/util/intstr",
@@ -29,6 +30,7 @@ ROOTS += ["k8s.io.api.apps.v1.Deployment", "k8s.io.api.apps.v1.ReplicaSet",
           "k8s.io.api.discovery.v1.EndpointSlice", "k8s.io.api.networking.v1.NetworkPolicy",
           "k8s.io.api.networking.v1.Ingress", "k8s.io.api.networking.v1.IngressClass",
           "k8s.io.api.coordination.v1.Lease", "k8s.io.api.autoscaling.v1.Scale",
+          "k8s.io.api.authentication.v1.TokenRequest",
           "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"]
 SPECIAL = {
     "k8s.io.apimachinery.pkg.apis.meta.v1.Time": "Time",

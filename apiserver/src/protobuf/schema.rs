@@ -102,6 +102,30 @@ pub static MESSAGES: &[Message] = &[
         fields: &[f(1, "maxUnavailable", IntOrString, Ptr), f(2, "maxSurge", IntOrString, Ptr)],
     },
     Message {
+        name: "k8s.io.api.authentication.v1.BoundObjectReference",
+        fields: &[f(1, "kind", Str, Opt), f(2, "apiVersion", Str, Opt), f(3, "name", Str, Opt), f(4, "uid", Str, Opt)],
+    },
+    Message {
+        name: "k8s.io.api.authentication.v1.TokenRequest",
+        fields: &[
+            f(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta"), Opt),
+            f(2, "spec", Msg("k8s.io.api.authentication.v1.TokenRequestSpec"), Opt),
+            f(3, "status", Msg("k8s.io.api.authentication.v1.TokenRequestStatus"), Opt),
+        ],
+    },
+    Message {
+        name: "k8s.io.api.authentication.v1.TokenRequestSpec",
+        fields: &[
+            f(1, "audiences", Str, Repeated),
+            f(4, "expirationSeconds", I64, Opt),
+            f(3, "boundObjectRef", Msg("k8s.io.api.authentication.v1.BoundObjectReference"), Ptr),
+        ],
+    },
+    Message {
+        name: "k8s.io.api.authentication.v1.TokenRequestStatus",
+        fields: &[f(1, "token", Str, Opt), f(2, "expirationTimestamp", Time, Opt)],
+    },
+    Message {
         name: "k8s.io.api.autoscaling.v1.Scale",
         fields: &[
             f(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta"), Opt),

@@ -39,6 +39,9 @@ pub struct Registry {
     pub bookmark_interval: std::time::Duration,
     /// Watch events decoded once for all watchers.
     pub memo: Arc<cache::DecodeMemo>,
+    /// Whether pod creates go through the ServiceAccount admission plugin (the binary turns it on, as
+    /// kube-apiserver's default plugins do; in-process registries leave it off).
+    pub service_account_admission: bool,
 }
 
 /// The storage key of one object.
@@ -97,7 +100,14 @@ impl Registry {
 
     /// A registry that reads lists from the store.
     pub fn new(store: Arc<dyn Store>, alloc: Allocator) -> Self {
-        Registry { store, alloc, cache: None, bookmark_interval: watch::BOOKMARK_INTERVAL, memo: Self::memo() }
+        Registry {
+            store,
+            alloc,
+            cache: None,
+            bookmark_interval: watch::BOOKMARK_INTERVAL,
+            memo: Self::memo(),
+            service_account_admission: false,
+        }
     }
 
     /// A registry that serves lists from a watch cache, as kube-apiserver does.
@@ -109,6 +119,7 @@ impl Registry {
             cache: Some(cache),
             bookmark_interval: watch::BOOKMARK_INTERVAL,
             memo: Self::memo(),
+            service_account_admission: false,
         })
     }
 }

@@ -173,6 +173,9 @@ impl Registry {
         strategy::prepare_for_create(sres, &mut obj);
         admission::default(sres, &mut obj)?;
         admission::prepare_for_create(sres, &mut obj)?;
+        if self.service_account_admission && sres.group.is_empty() && sres.plural == "pods" {
+            crate::serviceaccount::admission::admit(self, ns.as_deref().unwrap_or("default"), &mut obj).await?;
+        }
         let mut last_err = None;
         for _ in 0..RETRIES {
             let mut o = obj.clone();
@@ -198,6 +201,9 @@ impl Registry {
             }
             let r = self.commit_put(Compare::Absent(k.clone()), &k, &o, &plan).await?;
             if r.succeeded {
+                if self.service_account_admission && sres.group.is_empty() && sres.plural == "namespaces" {
+                    crate::serviceaccount::admission::ensure_default_account(self, &name).await;
+                }
                 super::set_resource_version(&mut o, r.revision);
                 return Ok(Written { object: convert::to_view(res, o), code: StatusCode::CREATED, warnings });
             }

@@ -18,4 +18,23 @@ pub struct ServerFlags {
     /// kubelet-client certificate). Default: the CA of the kubeconfig.
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,
+    /// Serving certificate (PEM, the chain) of the kubelet API; without it (and --tls-private-key-file) a
+    /// self-signed one is made in `<root-dir>/pki/` on first start.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert-file.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+}
+
+impl Default for ServerFlags {
+    fn default() -> Self {
+        ServerFlags {
+            address: IpAddr::from([0, 0, 0, 0]),
+            port: 10250,
+            client_ca_file: None,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+        }
+    }
 }
