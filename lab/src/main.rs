@@ -88,6 +88,9 @@ struct UpArgs {
     /// How long to wait for the Nodes to be Ready (seconds).
     #[arg(long, default_value_t = 120)]
     wait: u64,
+    /// Do not wait for the Nodes (bring the hosts up and return).
+    #[arg(long)]
+    no_wait: bool,
     /// How host processes are supervised: background or systemd.
     #[arg(long, env = "KNET_SUPERVISOR", default_value = "background")]
     supervisor: String,
@@ -134,6 +137,7 @@ async fn main() -> Result<()> {
                 config: config.clone(),
                 bin_dir: bin_dir()?,
                 wait: Duration::from_secs(a.wait),
+                wait_ready: !a.no_wait,
                 supervisor: a.supervisor,
             };
             if let Err(e) = knet_lab::up::up(&opts).await {

@@ -23,6 +23,8 @@ pub struct UpOptions {
     pub bin_dir: PathBuf,
     /// How long to wait for the Nodes to be Ready.
     pub wait: Duration,
+    /// Whether to wait for the Nodes at all.
+    pub wait_ready: bool,
     /// `background` or `systemd` (see `lab/hosts/common.sh`).
     pub supervisor: String,
 }
@@ -144,6 +146,9 @@ pub async fn up(opts: &UpOptions) -> Result<(), UpError> {
         scripts::run(&Netns::named(&host.netns), &script_dir.join(script), &script_env(opts, &host), &log)?;
     }
 
+    if !opts.wait_ready {
+        return Ok(());
+    }
     eprintln!("knet-lab: waiting up to {:?} for the nodes to be Ready", opts.wait);
     wait_ready(c, opts.wait).await
 }
