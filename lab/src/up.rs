@@ -232,3 +232,60 @@ pub fn usage(config: &LabConfig) -> String {
         kc = kc.display(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, ready: Option<(&str, &str)>) -> Node {
+        let conditions: Vec<serde_json::Value> = ready
+            .map(|(status, reason)| serde_json::json!({"type": "Ready", "status": status, "reason": reason, "message": "m"}))
+            .into_iter()
+            .collect();
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "status": {"conditions": conditions}}))
+            .unwrap()
+    }
+
+    #[test]
+    fn says_which_node_is_missing_what() {
+        let config = LabConfig { workers: 3, ..LabConfig::default() };
+        let nodes = vec![
+            node("worker-1", Some(("True", "KubeletReady"))),
+            node("worker-2", Some(("False", "NetworkNotReady"))),
+        ];
+        let problems = readiness_problems(&config, &nodes);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("worker-2: Ready=False (NetworkNotReady: m)"), "{}", problems[0]);
+        assert!(problems[0].contains("/var/lib/knet-lab/worker-2/log/node-agent.log"));
+        assert!(problems[1].starts_with("worker-3: no Node object yet (is knet-node-agent running in knet-worker-3?"));
+        let all_ready: Vec<Node> =
+            (1..=3).map(|i| node(&format!("worker-{i}"), Some(("True", "KubeletReady")))).collect();
+        assert!(readiness_problems(&config, &all_ready).is_empty());
+        let unknown = vec![node("worker-1", None)];
+        assert!(readiness_problems(&LabConfig { workers: 1, ..LabConfig::default() }, &unknown)[0]
+            .contains("no Ready condition"));
+    }
+
+    #[test]
+    fn scripts_get_the_fixed_flags_inputs() {
+        let config = LabConfig::default();
+        let opts = UpOptions {
+            config: config.clone(),
+            bin_dir: "/opt/knet/bin".into(),
+            wait: Duration::from_secs(1),
+            wait_ready: false,
+            supervisor: "background".into(),
+        };
+        let worker = config.find_host("worker-2").unwrap();
+        let env = script_env(&opts, &worker);
+        assert_eq!(env["KNET_NODE_NAME"], "worker-2");
+        assert_eq!(env["KNET_NODE_IP"], "192.168.56.12");
+        assert_eq!(env["KNET_NAMESERVER"], "192.168.56.200");
+        assert_eq!(env["KNET_CNI_BIN_DIRS"], "/opt/knet/bin,/usr/lib/cni");
+        assert_eq!(env["KNET_KUBECONFIG"], "/var/lib/knet-lab/kubeconfigs/worker-2.kubeconfig");
+        let cp = script_env(&opts, &config.find_host("control-plane").unwrap());
+        assert_eq!(cp["KNET_WORKERS"], "worker-1 worker-2");
+        assert_eq!(cp["KNET_LB_POOL"], "192.168.56.240-192.168.56.250");
+        assert!(usage(&config).contains("export KUBECONFIG=/var/lib/knet-lab/admin.kubeconfig"));
+    }
+}
