@@ -8,22 +8,26 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use knet_lab::netns::Netns;
 use knet_node_agent::network::{pod_mtu, Backend, Network, NetworkFlags};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use xtests::lab::{check_in, in_netns, require_root, run_in, TestNet};
 use xtests::ApiServer;
 
 const RUNS: usize = 3;
 const SECONDS: u32 = 4;
-const NODES: [(&str, &str, &str, &str); 2] =
-    [("node-a", "192.168.56.11", "10.244.1.0/24", "10.244.1.5"), ("node-b", "192.168.56.12", "10.244.2.0/24", "10.244.2.5")];
+const NODES: [(&str, &str, &str, &str); 2] = [
+    ("node-a", "192.168.56.11", "10.244.1.0/24", "10.244.1.5"),
+    ("node-b", "192.168.56.12", "10.244.2.0/24", "10.244.2.5"),
+];
 
 /// One iperf3 run from `client` to `server_ip` (server in `server`): Gbit/s received.
 fn iperf(server: &Netns, client: &Netns, server_ip: &str) -> Result<f64> {
-    let mut srv = server.command("iperf3")?.args(["-s", "-1", "-p", "5201"]).stdout(std::process::Stdio::null()).spawn()?;
+    let mut srv =
+        server.command("iperf3")?.args(["-s", "-1", "-p", "5201"]).stdout(std::process::Stdio::null()).spawn()?;
     std::thread::sleep(Duration::from_millis(300));
-    let result = run_in(client, "iperf3", &["-c", server_ip, "-p", "5201", "-t", &SECONDS.to_string(), "-O", "1", "-J"]);
+    let result =
+        run_in(client, "iperf3", &["-c", server_ip, "-p", "5201", "-t", &SECONDS.to_string(), "-O", "1", "-J"]);
     let _ = srv.kill();
     let _ = srv.wait();
     let (ok, out, err) = result?;
@@ -53,7 +57,8 @@ async fn measure(backend: Backend, tag: &str) -> Result<(f64, f64)> {
         let pod = net.pod(&host, &format!("p{i}"), "vpod", cidr.parse()?, pod_ip.parse()?)?;
         host.ip(&["link", "set", "vpod", "mtu", &mtu])?;
         pod.ip(&["link", "set", "eth0", "mtu", &mtu])?;
-        let node: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": {"podCIDR": cidr}}))?;
+        let node: Node =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": {"podCIDR": cidr}}))?;
         nodes.create(&PostParams::default(), &node).await?;
         let status = serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
         nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await?;
@@ -74,8 +79,6 @@ async fn measure(backend: Backend, tag: &str) -> Result<(f64, f64)> {
     // Routes in place: pod a reaches pod b.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let probe = pods[0].command("iperf3")?; // only to check the namespace exists
-        drop(probe);
         if check_in(&pods[0], "ip", &["route", "get", NODES[1].3]).is_ok()
             && check_in(&hosts[0], "ip", &["route", "show", NODES[1].2]).map(|r| !r.is_empty()).unwrap_or(false)
         {
