@@ -36,10 +36,7 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// Waits for SIGTERM; returns once it arrived.
-pub async fn sigterm() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    term.recv().await;
-    Ok(())
+/// Installs the SIGTERM handler now (so a SIGTERM from then on is never lost); `recv` waits for one.
+pub fn sigterm() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("installing the SIGTERM handler")
 }

@@ -75,8 +75,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
 
     let on_term = state.clone();
     let delay = flags.delay_shutdown;
+    let mut term = listen::sigterm()?;
     tokio::spawn(async move {
-        if listen::sigterm().await.is_ok() {
+        if term.recv().await.is_some() {
             on_term.sigterm_received.store(true, Ordering::SeqCst);
             if delay > 0 {
                 log::line(format!("Sleeping {delay} seconds before terminating..."));

@@ -3,7 +3,6 @@
 use nix::sys::signal::{SigSet, Signal};
 
 pub fn run() -> ! {
-    println!("Paused");
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
@@ -11,6 +10,8 @@ pub fn run() -> ! {
     if let Err(e) = set.thread_block() {
         crate::log::fatal(format!("blocking signals: {e}"));
     }
+    // Only now: a caller that signals as soon as it reads this line must not kill us with the default action.
+    println!("Paused");
     loop {
         match set.wait() {
             Ok(Signal::SIGINT) => std::process::exit(1),

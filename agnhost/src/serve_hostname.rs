@@ -35,6 +35,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         log::fatal("Can't serve TCP/UDP mode and HTTP mode at the same time");
     }
     let hostname: Arc<str> = log::hostname().into();
+    let mut term = listen::sigterm()?;
     if flags.tcp {
         let listener = listen::tcp(flags.port).await?;
         let hostname = hostname.clone();
@@ -90,7 +91,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         });
     }
     log::line(format!("Serving on port {}.", flags.port));
-    listen::sigterm().await?;
+    term.recv().await;
     log::line("Shutting down after receiving signal: terminated.");
     log::line("Awaiting pod deletion.");
     tokio::time::sleep(Duration::from_secs(60)).await;
