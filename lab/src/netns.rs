@@ -89,7 +89,8 @@ impl Netns {
     }
 }
 
-fn run_ip(args: &[&str]) -> Result<String, NetnsError> {
+/// Runs `ip ARGS…` in the calling process's namespace, failing with its stderr.
+pub fn run_ip(args: &[&str]) -> Result<String, NetnsError> {
     let command = format!("ip {}", args.join(" "));
     let out = Command::new("ip")
         .args(args)

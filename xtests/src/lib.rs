@@ -14,6 +14,7 @@ pub mod apiserver;
 pub mod controllers;
 pub mod fake_node;
 pub mod kubectl;
+pub mod lab;
 mod process;
 pub mod wait;
 
