@@ -8,10 +8,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What the build, the lab and the tests use: the kernel datapath's tools (iproute2, nftables, conntrack),
 # nsenter/unshare (util-linux), Debian's reference CNI plugins (interop tests and the CNI benchmark), the programs
-# behind the image catalog (busybox, nginx, curl) and the probes the tests run (dig, iperf3, socat).
+# behind the image catalog (busybox, nginx, curl), the probes the tests run (dig, iperf3, socat) and shellcheck
+# for the lab's host scripts.
 packages=(build-essential ca-certificates curl jq openssl python3 python3-pip
   iproute2 nftables conntrack util-linux procps kmod
-  containernetworking-plugins busybox nginx bind9-dnsutils iperf3 socat)
+  containernetworking-plugins busybox nginx bind9-dnsutils iperf3 socat shellcheck)
 
 missing=()
 for p in "${packages[@]}"; do
