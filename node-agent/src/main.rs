@@ -15,12 +15,17 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    // The sandbox holder and container shims are this binary too; they must start before any thread exists.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("__sandbox") => std::process::exit(knet_node_agent::pods::sandbox::holder::main(&args[2..])),
+        Some("__shim") => std::process::exit(knet_node_agent::pods::shim::process::main(&args[2..])),
+        _ => {}
+    }
     let cli = Cli::parse();
     knet_component_base::logs::init(cli.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // Wiring (owned by the pods/node part): health server, API client, node registration, pod runtime,
-    // `knet_node_agent::network::run`, `knet_node_agent::server::run` with the pod runtime.
-    anyhow::bail!("knet-node-agent is not built yet (config: {:?})", cli.config.node_name)
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move { anyhow::bail!("knet-node-agent is not built yet (config: {:?})", cli.config.node_name) })
 }

@@ -2,3 +2,9 @@
 
 pub mod config;
 pub mod enter;
+pub mod env;
+pub mod files;
+pub mod images;
+pub mod nginx;
+pub mod sandbox;
+pub mod shim;
