@@ -3,8 +3,13 @@
 pub mod config;
 pub mod enter;
 pub mod env;
+pub mod events;
 pub mod files;
 pub mod images;
+pub mod layout;
 pub mod nginx;
+pub mod records;
 pub mod sandbox;
 pub mod shim;
+pub mod status;
+pub mod volumes;

@@ -21,10 +21,8 @@ fn ctx<'a>(pod: &'a Pod, ips: &'a [IpAddr]) -> PodContext<'a> {
 fn sources() -> Sources {
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"MODE": "fast", "bad=key": "x"}})).unwrap();
-    let secret = Secret {
-        data: Some([("password".to_string(), ByteString(b"s3cret".to_vec()))].into()),
-        ..Default::default()
-    };
+    let secret =
+        Secret { data: Some([("password".to_string(), ByteString(b"s3cret".to_vec()))].into()), ..Default::default() };
     let mut s = Sources::default();
     s.config_maps.insert("cfg".into(), Some(cm));
     s.config_maps.insert("gone".into(), None);
