@@ -1,5 +1,6 @@
 //! The pod runtime: runs the pods bound to this node as sandboxes with processes, and reports their status.
 
+pub mod backoff;
 pub mod config;
 pub mod enter;
 pub mod env;
@@ -8,6 +9,7 @@ pub mod files;
 pub mod images;
 pub mod layout;
 pub mod nginx;
+pub mod probes;
 pub mod records;
 pub mod sandbox;
 pub mod shim;
