@@ -14,6 +14,7 @@ pub mod apiserver;
 pub mod controllers;
 pub mod fake_node;
 pub mod kubectl;
+pub mod node_host;
 mod process;
 pub mod wait;
 

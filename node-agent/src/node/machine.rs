@@ -40,7 +40,7 @@ pub fn read(root_dir: &Path) -> MachineInfo {
     let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| parse_meminfo(&t)).unwrap_or(0);
     let ephemeral_storage_bytes =
-        nix::sys::statvfs::statvfs(root_dir).map(|s| s.blocks() as u64 * s.fragment_size() as u64).unwrap_or(0);
+        nix::sys::statvfs::statvfs(root_dir).map(|s| s.blocks() * s.fragment_size()).unwrap_or(0);
     let machine_id = read_trimmed("/etc/machine-id").unwrap_or_default();
     let system_uuid = read_trimmed("/sys/class/dmi/id/product_uuid").unwrap_or_else(|| machine_id.clone());
     let uname = nix::sys::utsname::uname().ok();
@@ -100,7 +100,7 @@ pub fn mtu_of(ip: IpAddr) -> Option<u32> {
         }
         let rc = nix::libc::ioctl(sock, nix::libc::SIOCGIFMTU as _, &mut req);
         nix::libc::close(sock);
-        (rc == 0).then(|| req.ifr_ifru.ifru_mtu as u32)
+        (rc == 0).then_some(req.ifr_ifru.ifru_mtu as u32)
     }
 }
 

@@ -145,6 +145,42 @@ pub fn argv(image: &str, container: &str, command: &[String], args: &[String]) -
     Ok(argv)
 }
 
+/// The applets `busybox --list` names, as links to `busybox` in `dir` (what busybox images put first on PATH).
+/// Rebuilt when missing; the links point at the node's busybox, which every pod sees through its lower layer.
+pub fn prepare_busybox(dir: &std::path::Path, busybox: &std::path::Path) -> std::io::Result<usize> {
+    if dir.join("sh").exists() {
+        return Ok(0);
+    }
+    let out = std::process::Command::new(busybox).arg("--list").output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!("{} --list failed", busybox.display())));
+    }
+    let tmp = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let mut n = 0;
+    for name in String::from_utf8_lossy(&out.stdout).lines().map(str::trim) {
+        if name.is_empty() || name.contains('/') {
+            continue;
+        }
+        std::os::unix::fs::symlink(busybox, tmp.join(name))?;
+        n += 1;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir)?;
+    Ok(n)
+}
+
+/// The first `name` on PATH.
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

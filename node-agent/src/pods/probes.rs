@@ -281,9 +281,8 @@ mod tests {
                 let _ = s.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes()).await;
             }
         });
-        let probe = |path: &str| -> Probe {
-            serde_json::from_value(json!({"httpGet": {"path": path, "port": port}})).unwrap()
-        };
+        let probe =
+            |path: &str| -> Probe { serde_json::from_value(json!({"httpGet": {"path": path, "port": port}})).unwrap() };
         let t = Duration::from_secs(2);
         assert_eq!(run_once(&probe("/ok"), &container(), &target(), t).await, (true, String::new()));
         let (ok, out) = run_once(&probe("/bad"), &container(), &target(), t).await;

@@ -232,7 +232,6 @@ impl PodVolumes {
             .map_err(|e| VolumeError::Token(e.to_string()))?;
         let status = answer.status.ok_or_else(|| VolumeError::Token("the answer has no status".into()))?;
         let lifetime = status.expiration_timestamp.0.duration_since(jiff::Timestamp::now()).unsigned_abs();
-        let lifetime = Duration::try_from(lifetime).unwrap_or(Duration::from_secs(expiration as u64));
         let refresh_at = Instant::now() + lifetime.mul_f64(0.8).min(Duration::from_secs(24 * 3600));
         self.tokens.insert(key, CachedToken { token: status.token.clone(), refresh_at });
         Ok(status.token)
@@ -247,13 +246,11 @@ fn host_path(path: &str, type_: &str) -> Result<PathBuf, VolumeError> {
             std::fs::create_dir_all(&p).map_err(|e| VolumeError::Io(e.to_string()))?;
         }
         "Directory" if !p.is_dir() => return fail("directory"),
-        "FileOrCreate" => {
-            if !p.exists() {
-                if let Some(parent) = p.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| VolumeError::Io(e.to_string()))?;
-                }
-                std::fs::write(&p, b"").map_err(|e| VolumeError::Io(e.to_string()))?;
+        "FileOrCreate" if !p.exists() => {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| VolumeError::Io(e.to_string()))?;
             }
+            std::fs::write(&p, b"").map_err(|e| VolumeError::Io(e.to_string()))?;
         }
         "File" if !p.is_file() => return fail("file"),
         "Socket" | "CharDevice" | "BlockDevice" if !p.exists() => return fail(type_),
