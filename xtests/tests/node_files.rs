@@ -14,7 +14,8 @@ fn seed(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-const HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+const HOSTS_HEADER: &str =
+    "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
 fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +66,10 @@ spec:
     let p = host.wait_running("default", "busybox1").await?;
     let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
     let hosts = host.exec_stdout("default", "busybox1", &["cat", "/etc/hosts"]).await?;
-    assert_eq!(hosts, format!("{HOSTS_HEADER}{ip}\tbusybox-1.default-subdomain.default.svc.cluster.local\tbusybox-1\n"));
+    assert_eq!(
+        hosts,
+        format!("{HOSTS_HEADER}{ip}\tbusybox-1.default-subdomain.default.svc.cluster.local\tbusybox-1\n")
+    );
     assert_eq!(host.exec_stdout("default", "busybox1", &["hostname"]).await?.trim(), "busybox-1");
     assert_eq!(host.exec_stdout("default", "busybox1", &["cat", "/etc/hostname"]).await?.trim(), "busybox-1");
 
@@ -101,7 +105,8 @@ spec:
 }
 
 fn service_vars(env: &[(String, String)]) -> Vec<String> {
-    let mut v: Vec<String> = env.iter().filter(|(k, _)| k.contains("SERVICE")).map(|(k, v)| format!("{k}={v}")).collect();
+    let mut v: Vec<String> =
+        env.iter().filter(|(k, _)| k.contains("SERVICE")).map(|(k, v)| format!("{k}={v}")).collect();
     v.sort();
     v
 }
