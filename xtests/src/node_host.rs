@@ -252,6 +252,8 @@ impl NodeHost {
             "127.0.0.1:10248".into(),
             "--node-status-update-frequency".into(),
             "2s".into(),
+            "--sync-frequency".into(),
+            "5s".into(),
         ];
         let agnhost = bins.join("agnhost");
         if agnhost.is_file() {

@@ -77,6 +77,13 @@ spec:
         "{wide}"
     );
 
+    // kubelet's events, as `kubectl describe` shows them.
+    let describe = k.run(&["describe", "pod", "client"])?.ok()?.stdout;
+    for want in ["Container image \"busybox\" already present on machine", "Container created", "Container started"] {
+        assert!(describe.contains(want), "{describe}");
+    }
+    assert!(describe.contains("kubelet"), "{describe}");
+
     // pod → pod and node → pod, all inside the test's namespaces.
     let page = host.exec_stdout("default", "client", &["wget", "-qO-", &format!("http://{web_ip}/")]).await?;
     assert!(page.contains("<h1>Welcome to nginx!</h1>"), "{page}");

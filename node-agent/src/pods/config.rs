@@ -23,4 +23,8 @@ pub struct PodFlags {
     /// The busybox binary whose applets busybox images run (default: `busybox` on PATH).
     #[arg(long)]
     pub busybox_path: Option<PathBuf>,
+    /// How often running pods' volumes are refreshed (changed Secrets and ConfigMaps, tokens) — kubelet's
+    /// `--sync-frequency`.
+    #[arg(long, default_value = "1m", value_parser = crate::node::config::parse_duration)]
+    pub sync_frequency: std::time::Duration,
 }

@@ -165,6 +165,8 @@ impl PodWorker {
             let got = api.get_opt(&name).await.map_err(|e| e.to_string())?;
             sources.secrets.insert(name, got);
         }
+        // Like kubelet, wait for the Service cache before the first container of the agent's life starts.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.rt.services.wait_until_ready()).await;
         let services: Vec<_> = self.rt.services.state().iter().map(|s| (**s).clone()).collect();
         let links = self.pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true);
         let service_env = env::services::service_env(&services, &ns, links);
@@ -320,6 +322,7 @@ impl PodWorker {
                 self.event(Some(i), EventType::Normal, "Started", "Container started");
                 self.ctrs[i].instance = Some(inst);
                 self.watch(i);
+                self.post_start(i, &spec).await;
             }
             Ok(ShimReport::Failed(rec)) => {
                 self.event(
@@ -468,7 +471,7 @@ impl PodWorker {
         let task = tokio::spawn(async move {
             if let (Some(hook), Some(exec)) = (hook, exec) {
                 let target = ProbeTarget { pod_ip, exec };
-                if let Err(msg) = run_hook(&hook, &container, &target, grace).await {
+                if let Err(msg) = run_hook(&hook, &container, &target, grace, "PreStopHook").await {
                     events.pod(&pod, Some(field_path), EventType::Warning, "FailedPreStopHook", msg);
                 }
             }
@@ -482,9 +485,25 @@ impl PodWorker {
         inst.killing = Some((task, deadline));
     }
 
+    /// Runs the container's postStart hook (the worker waits for it, as kubelet does); a failure kills the
+    /// container.
+    async fn post_start(&mut self, i: usize, spec: &Container) {
+        let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.post_start.clone()) else { return };
+        let Some(exec) = self.exec_target(i) else { return };
+        let target = ProbeTarget { pod_ip: self.pod_ips().first().copied(), exec };
+        if let Err(msg) = run_hook(&hook, spec, &target, Duration::from_secs(120), "PostStartHook").await {
+            self.event(Some(i), EventType::Warning, "FailedPostStartHook", msg);
+            let grace = self.container_grace(None);
+            self.kill(i, grace, false);
+        }
+    }
+
     /// Takes over what a previous agent left in the pod dir: the sandbox and container instances.
-    pub(super) fn adopt(&mut self) {
-        let Some(rec) = records::read_sandbox(&self.dir) else { return };
+    pub(super) async fn adopt(&mut self) {
+        let Some(rec) = records::read_sandbox(&self.dir) else {
+            super::sandbox::clean_unrecorded(&self.rt, &self.uid).await;
+            return;
+        };
         if !super::sandbox::alive(&rec) {
             // Handled by ensure_sandbox: it tears the remains down and starts over.
             self.sandbox = Some(rec);
@@ -557,6 +576,7 @@ async fn run_hook(
     container: &Container,
     target: &ProbeTarget,
     timeout: Duration,
+    which: &str,
 ) -> Result<(), String> {
     if let Some(s) = &hook.sleep {
         tokio::time::sleep(Duration::from_secs(s.seconds.max(0) as u64).min(timeout)).await;
@@ -572,7 +592,7 @@ async fn run_hook(
     if ok {
         Ok(())
     } else {
-        Err(format!("PreStopHook failed: {}", out.trim_end()))
+        Err(format!("{which} failed: {}", out.trim_end()))
     }
 }
 

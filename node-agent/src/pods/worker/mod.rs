@@ -34,8 +34,6 @@ use super::volumes::PodVolumes;
 
 /// How often a pod is synced without a reason.
 const RESYNC: Duration = Duration::from_secs(10);
-/// How often volumes are refreshed (Secrets, ConfigMaps, tokens).
-const VOLUME_RESYNC: Duration = Duration::from_secs(60);
 /// kubelet's minimum grace period for a container.
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
@@ -115,6 +113,7 @@ pub struct PodWorker {
     volumes_ready: bool,
     next_volume_sync: Instant,
     mount_event: Option<Instant>,
+    network_event: Option<Instant>,
     sandbox: Option<SandboxRecord>,
     sandbox_retry: Option<Instant>,
     last_ips: Vec<IpAddr>,
@@ -175,6 +174,7 @@ pub fn spawn(rt: Arc<PodRuntime>, pod: Pod, adopt: bool, done: mpsc::Sender<Stri
         volumes_ready: false,
         next_volume_sync: Instant::now(),
         mount_event: None,
+        network_event: None,
         sandbox: None,
         sandbox_retry: None,
         last_ips: Vec::new(),
@@ -188,7 +188,7 @@ pub fn spawn(rt: Arc<PodRuntime>, pod: Pod, adopt: bool, done: mpsc::Sender<Stri
     };
     tokio::spawn(async move {
         if adopt {
-            w.adopt();
+            w.adopt().await;
         }
         w.run().await;
         let _ = done.send(uid).await;
@@ -556,7 +556,7 @@ impl PodWorker {
         match self.volumes.sync(&self.rt.client, &ctx, &self.dir).await {
             Ok(()) => {
                 self.volumes_ready = true;
-                self.next_volume_sync = Instant::now() + VOLUME_RESYNC;
+                self.next_volume_sync = Instant::now() + self.rt.flags.sync_frequency;
                 true
             }
             Err(f) => {
@@ -607,6 +607,11 @@ impl PodWorker {
             return false;
         }
         if !self.rt.network.ready() && !self.host_network() {
+            if self.network_event.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                self.network_event = Some(Instant::now());
+                let msg = format!("network is not ready: {}", crate::node::status::NETWORK_NOT_READY);
+                self.event(None, EventType::Warning, "NetworkNotReady", msg);
+            }
             self.wake_in(Duration::from_secs(1));
             return false;
         }

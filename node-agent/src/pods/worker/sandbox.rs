@@ -14,8 +14,8 @@ use crate::pods::images::{self, ImageKind};
 use crate::pods::nginx;
 use crate::pods::records::SandboxRecord;
 use crate::pods::runtime::PodRuntime;
+use crate::pods::sandbox;
 use crate::pods::sandbox::spec::{FileSpec, HolderSpec, MountSpec};
-use crate::pods::sandbox::{self, ProcessId};
 
 /// In-pod paths of the files the runtime manages.
 pub const HOSTS: &str = "/etc/hosts";
@@ -163,6 +163,20 @@ pub async fn create(rt: &PodRuntime, pod: &Pod, uid: &str, spec: &HolderSpec) ->
         sandbox::stop(&holder).await;
         return Err(e.to_string());
     }
+    // Recorded before CNI ADD (without IPs), so neither a GC sweep nor an agent restart in between can lose
+    // track of the attachment.
+    let pending = SandboxRecord {
+        id: id.clone(),
+        holder,
+        netns: Some(netns.display().to_string()),
+        ips: Vec::new(),
+        created_at: crate::pods::shim::crilog::now(),
+    };
+    if let Err(e) = crate::pods::records::write_sandbox(&pod_dir, &pending) {
+        sandbox::stop(&holder).await;
+        sandbox::unpin_netns(&netns);
+        return Err(e.to_string());
+    }
     let att = attachment(pod, &id, &netns.display().to_string());
     let started = std::time::Instant::now();
     let result = rt.network.setup_pod(&att).await;
@@ -178,6 +192,7 @@ pub async fn create(rt: &PodRuntime, pod: &Pod, uid: &str, spec: &HolderSpec) ->
         Err(e) => {
             sandbox::stop(&holder).await;
             sandbox::unpin_netns(&netns);
+            crate::pods::records::remove_sandbox(&pod_dir);
             Err(format!(
                 "plugin type={:?} failed (add): {e}",
                 rt.network.current().and_then(|l| l.plugins.first().map(|p| p.plugin_type.clone())).unwrap_or_default()
@@ -220,14 +235,35 @@ fn cached_args(rt: &PodRuntime, sandbox_id: &str) -> Option<Vec<(String, String)
         .map(|c| c.cni_args)
 }
 
-/// The holder is alive and (with its own network) its namespace is still pinned.
+/// The holder is alive and (with its own network) its namespace is still pinned and has its addresses.
 pub fn alive(rec: &SandboxRecord) -> bool {
-    rec.holder.alive() && rec.netns.as_ref().is_none_or(|n| sandbox::is_pinned(Path::new(n)))
+    rec.holder.alive() && rec.netns.as_ref().is_none_or(|n| sandbox::is_pinned(Path::new(n)) && !rec.ips.is_empty())
 }
 
-/// Unused-variable helper for records read back from disk.
-pub fn holder_of(rec: &SandboxRecord) -> ProcessId {
-    rec.holder
+/// Removes what a sandbox left without a record (the agent died while making it): processes of the pod,
+/// the pin, and network attachments cached for the pod's UID.
+pub async fn clean_unrecorded(rt: &PodRuntime, uid: &str) {
+    for (p, owner) in crate::pods::orphans::runtime_processes(&rt.layout.pods_dir()) {
+        if owner == uid {
+            p.signal(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let pin = rt.layout.netns_path(uid);
+    let pinned = sandbox::is_pinned(&pin);
+    if let Ok(cached) = rt.network.runtime().cached_attachments() {
+        for c in cached.into_iter().filter(|c| c.cni_args.iter().any(|(k, v)| k == "K8S_POD_UID" && v == uid)) {
+            let att = Attachment {
+                container_id: c.container_id.clone(),
+                netns: if pinned { pin.display().to_string() } else { String::new() },
+                ifname: c.ifname.clone(),
+                args: c.cni_args.clone(),
+            };
+            if let Err(e) = rt.network.teardown_pod(&att).await {
+                tracing::warn!(uid, sandbox = %c.container_id, error = %e, "removing an unrecorded attachment");
+            }
+        }
+    }
+    sandbox::unpin_netns(&pin);
 }
 
 /// The pod's IPs as reported: the sandbox's, or the node's for host-network pods.
