@@ -314,7 +314,10 @@ impl PodWorker {
             socket_path: socket,
         };
         self.event(Some(i), EventType::Normal, "Created", "Container created");
-        match shim::start(&self.rt.exe, &dir.join("spec.json"), &shim_spec).await {
+        let t0 = Instant::now();
+        let started = shim::start(&self.rt.exe, &dir.join("spec.json"), &shim_spec).await;
+        tracing::debug!(pod = %self.name(), container = %name, ms = t0.elapsed().as_millis() as u64, "container start");
+        match started {
             Ok(ShimReport::Started(state)) => {
                 self.rt.metrics.containers_started.inc();
                 inst.shim = Some(state.shim);
@@ -511,6 +514,7 @@ impl PodWorker {
         }
         self.last_ips = rec.ips.clone();
         self.sandbox = Some(rec);
+        self.check_network = true;
         self.start_time = self.pod.status.as_ref().and_then(|s| s.start_time.clone());
         self.volumes_ready = false;
         let found: HashMap<String, Vec<records::InstanceOnDisk>> =

@@ -116,6 +116,8 @@ pub struct PodWorker {
     network_event: Option<Instant>,
     sandbox: Option<SandboxRecord>,
     sandbox_retry: Option<Instant>,
+    /// Run CNI CHECK on the (adopted) sandbox at the next sync.
+    check_network: bool,
     last_ips: Vec<IpAddr>,
     ctrs: Vec<Ctr>,
     failure: Option<(String, String)>,
@@ -177,6 +179,7 @@ pub fn spawn(rt: Arc<PodRuntime>, pod: Pod, adopt: bool, done: mpsc::Sender<Stri
         network_event: None,
         sandbox: None,
         sandbox_retry: None,
+        check_network: false,
         last_ips: Vec::new(),
         ctrs,
         failure: None,
@@ -579,6 +582,20 @@ impl PodWorker {
     async fn ensure_sandbox(&mut self) -> bool {
         if let Some(s) = &self.sandbox {
             if sandbox::alive(s) {
+                if self.check_network && self.rt.network.ready() {
+                    // An adopted sandbox: CNI CHECK verifies what ADD made is still in place.
+                    self.check_network = false;
+                    if let Some(netns) = &s.netns {
+                        let att = sandbox::attachment(&self.pod, &s.id, netns);
+                        match self.rt.network.check_pod(&att).await {
+                            Ok(()) => {
+                                tracing::debug!(namespace = %self.namespace(), pod = %self.name(), "CNI CHECK passed")
+                            }
+                            Err(e) => tracing::warn!(namespace = %self.namespace(), pod = %self.name(), error = %e,
+                                "CNI CHECK of an adopted sandbox failed"),
+                        }
+                    }
+                }
                 return true;
             }
             // The holder died: its containers died with the namespaces' last user gone or not; start over.

@@ -147,7 +147,9 @@ pub fn attachment(pod: &Pod, sandbox_id: &str, netns: &str) -> Attachment {
 /// Builds the sandbox: holder, pinned netns, CNI ADD. Returns the record (IPs included).
 pub async fn create(rt: &PodRuntime, pod: &Pod, uid: &str, spec: &HolderSpec) -> Result<SandboxRecord, String> {
     let pod_dir = rt.layout.pod_dir(uid);
+    let t0 = std::time::Instant::now();
     let holder = sandbox::start(&rt.exe, &pod_dir.join("holder.json"), spec).await.map_err(|e| e.to_string())?;
+    tracing::debug!(uid, holder = holder.pid, ms = t0.elapsed().as_millis() as u64, "sandbox holder ready");
     let id = new_id();
     if !spec.new_netns {
         return Ok(SandboxRecord {
@@ -181,6 +183,7 @@ pub async fn create(rt: &PodRuntime, pod: &Pod, uid: &str, spec: &HolderSpec) ->
     let started = std::time::Instant::now();
     let result = rt.network.setup_pod(&att).await;
     rt.metrics.cni_add_duration.observe(started.elapsed().as_secs_f64());
+    tracing::debug!(uid, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "CNI ADD");
     match result {
         Ok(net) => Ok(SandboxRecord {
             id,
