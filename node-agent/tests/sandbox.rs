@@ -63,6 +63,7 @@ fn spec(pod: &Pod, name: &str, argv: &[&str], tty: bool, stdin: bool) -> (PathBu
         exit_path: d.join("exit.json"),
         state_path: d.join("state.json"),
         socket_path: d.join("a.sock"),
+        user: None,
     };
     (d.join("spec.json"), s)
 }
@@ -106,7 +107,8 @@ async fn a_container_runs_in_the_pods_namespaces_and_root() {
     .await;
     let script = "hostname; cat /etc/knet-test/conf; cat /var/run/secrets/test/key; echo; cat /etc/hosts; \
                   echo $GREETING; ls /sys/class/net | tr '\\n' ' '; echo; touch /var/run/secrets/test/x 2>/dev/null || echo read-only; \
-                  echo written > /etc/pod-file; echo err >&2; exit 3";
+                  echo written > /etc/pod-file; echo dev > /dev/knet-sandbox-test; ls /dev | tr '\\n' ' '; echo; \
+                  echo err >&2; exit 3";
     let (path, s) = spec(&p, "c1", &["/bin/sh", "-c", script], false, false);
     let report = shim::start(&exe(), &path, &s).await.unwrap();
     let ShimReport::Started(state) = report else { panic!("{report:?}") };
@@ -122,6 +124,10 @@ async fn a_container_runs_in_the_pods_namespaces_and_root() {
     assert_eq!(stdout[4], "hi");
     assert_eq!(stdout[5].trim(), "lo", "the pod's /sys shows its own network namespace");
     assert_eq!(stdout[6], "read-only");
+    for dev in ["null", "zero", "urandom", "tty", "ptmx", "pts", "shm", "termination-log", "fd"] {
+        assert!(stdout[7].split(' ').any(|d| d == dev), "/dev has no {dev}: {}", stdout[7]);
+    }
+    assert!(!Path::new("/dev/knet-sandbox-test").exists(), "a pod's /dev write reached the node");
     assert!(lines.contains(&"stderr F err".to_string()), "{lines:?}");
     // Files the pod writes never reach the node.
     assert!(!Path::new("/etc/pod-file").exists());

@@ -199,6 +199,18 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: msg}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsUser: 1234, runAsGroup: 2345}
+  containers:
+  - name: c
+    image: busybox
+    workingDir: /work/dir
+    command: ["sh", "-c", "echo \"$(id -u):$(id -g) $(pwd)\" > /dev/termination-log; exit 2"]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: unknown}
 spec:
   containers: [{name: app, image: "example.com/team/app:v1"}]
@@ -213,6 +225,24 @@ spec:
         .and_then(|st| st.terminated.as_ref())
         .is_some_and(|t| t.exit_code == 0)));
     assert_eq!(host.container_log("default", "init", "main").await?, "one\ntwo\n");
+
+    // The termination message, runAsUser/runAsGroup and a created workingDir.
+    let p = host
+        .wait_pod("default", "msg", Duration::from_secs(30), "Failed", |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+        })
+        .await?;
+    let t = p
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|cs| cs.into_iter().next())
+        .and_then(|c| c.state)
+        .and_then(|s| s.terminated)
+        .unwrap_or_default();
+    assert_eq!(
+        (t.exit_code, t.reason.as_deref(), t.message.as_deref()),
+        (2, Some("Error"), Some("1234:2345 /work/dir\n"))
+    );
 
     // An image knet cannot run fails the pod with a clear reason and event.
     let p = host

@@ -103,10 +103,11 @@ pub fn lookup(image: &str) -> Image {
         ImageKind::Nginx { .. } => {
             Image { kind, entrypoint: vec![], cmd: strings(&["nginx", "-g", "daemon off;"]), env: path(DEFAULT_PATH) }
         }
-        ImageKind::Busybox { curl } => Image {
+        ImageKind::Busybox { .. } => Image {
             kind,
             entrypoint: vec![],
-            cmd: strings(&[if curl { "/bin/sh" } else { "sh" }]),
+            // The image's /bin/sh is busybox's; here `sh` on the busybox-first PATH is.
+            cmd: strings(&["sh"]),
             env: path(&format!("{BUSYBOX_DIR}:{DEFAULT_PATH}")),
         },
         ImageKind::Unknown => Image { kind, entrypoint: vec![], cmd: vec![], env: path(DEFAULT_PATH) },

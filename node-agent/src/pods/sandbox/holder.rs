@@ -2,7 +2,8 @@
 //! detaches from the agent (fork + setsid, so it outlives agent restarts), creates the pod's namespaces
 //! (network unless host-network, UTS unless host-network, mount), brings the pod's loopback up and builds the
 //! pod's root: an overlayfs with the node's `/` as the read-only lower layer and a tmpfs upper layer, fresh
-//! `/proc` and `/sys` (of the pod's network namespace), `/dev` bound from the node with a private `/dev/shm`,
+//! `/proc` and `/sys` (of the pod's network namespace), a private `/dev` (tmpfs with the node's null, zero,
+//! full, random, urandom and tty bound in, the node's ptys, a private `/dev/shm`, `/dev/termination-log`),
 //! tmpfs `/tmp` and `/run`; then `pivot_root` into it, writes image files, binds volumes and the managed
 //! `/etc` files, and detaches the node's root, so the pod's mount namespace references nothing of other pods.
 //! Then it reports `{"ready":{"pid":N}}` on stdout and sleeps until killed; containers join its namespaces.
@@ -160,10 +161,7 @@ fn build_root(spec: &HolderSpec) -> Result<(), String> {
     }
     mount_fs("proc", &sub("proc"), "proc", nodev, None)?;
     mount_fs("sysfs", &sub("sys"), "sysfs", nodev | MsFlags::MS_RDONLY, None)?;
-    ctx(mount(Some("/dev"), &sub("dev"), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>), || {
-        "binding /dev into the pod's root".into()
-    })?;
-    mount_fs("shm", &sub("dev/shm"), "tmpfs", nodev, Some("mode=1777,size=65536k"))?;
+    build_dev(&sub("dev"))?;
     mount_fs("tmpfs", &sub("tmp"), "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"))?;
     mount_fs("tmpfs", &sub("run"), "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))?;
     let old = rootfs.join(OLD_ROOT.trim_start_matches('/'));
@@ -180,6 +178,42 @@ fn build_root(spec: &HolderSpec) -> Result<(), String> {
     ctx(umount2(OLD_ROOT, MntFlags::MNT_DETACH), || "detaching the node's root".into())?;
     let _ = std::fs::remove_dir(OLD_ROOT);
     Ok(())
+}
+
+/// The devices a container gets, bound from the node.
+const DEVICES: [&str; 7] = ["null", "zero", "full", "random", "urandom", "tty", "ptmx"];
+
+/// A container runtime's `/dev`: a tmpfs (so nothing written there reaches the node) with the usual devices (ptmx included),
+/// the node's ptys (the shims' terminals live there), a private `/dev/shm` and `/dev/termination-log`.
+fn build_dev(dev: &Path) -> Result<(), String> {
+    mount_fs("tmpfs", dev, "tmpfs", MsFlags::MS_NOSUID, Some("mode=755,size=65536k"))?;
+    for d in DEVICES {
+        let target = dev.join(d);
+        ctx(std::fs::write(&target, b""), || format!("creating /dev/{d}"))?;
+        let source = PathBuf::from("/dev").join(d);
+        ctx(mount(Some(&source), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>), || {
+            format!("binding /dev/{d}")
+        })?;
+    }
+    let pts = dev.join("pts");
+    ctx(std::fs::create_dir_all(&pts), || "creating /dev/pts".into())?;
+    ctx(mount(Some("/dev/pts"), &pts, None::<&str>, MsFlags::MS_BIND, None::<&str>), || "binding /dev/pts".into())?;
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        ctx(std::os::unix::fs::symlink(to, dev.join(link)), || format!("linking /dev/{link}"))?;
+    }
+    let shm = dev.join("shm");
+    ctx(std::fs::create_dir_all(&shm), || "creating /dev/shm".into())?;
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs("shm", &shm, "tmpfs", nodev, Some("mode=1777,size=65536k"))?;
+    let log = dev.join("termination-log");
+    ctx(std::fs::write(&log, b""), || "creating /dev/termination-log".into())?;
+    use std::os::unix::fs::PermissionsExt;
+    ctx(std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)), || "chmod /dev/termination-log".into())
 }
 
 fn write_file(path: &str, content: &str, mode: u32) -> Result<(), String> {

@@ -44,6 +44,17 @@ pub struct ShimSpec {
     pub state_path: PathBuf,
     /// The attach socket.
     pub socket_path: PathBuf,
+    /// `runAsUser`/`runAsGroup` (and supplementary groups); `None` runs as root.
+    #[serde(default)]
+    pub user: Option<RunAs>,
+}
+
+/// The identity a container runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
 }
 
 /// A running container as its shim recorded it.

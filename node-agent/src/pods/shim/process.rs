@@ -155,7 +155,18 @@ fn spawn(spec: &ShimSpec, prepared: &Prepared) -> Result<(tokio::process::Child,
     cmd.args(&spec.argv[1..]).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
     let ns: Vec<(i32, i32)> = prepared.namespaces.iter().map(|(fd, f)| (fd.as_raw_fd(), f.bits())).collect();
     let dir = spec.working_dir.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "/".into());
+    // Like runc, a missing working directory is created (each ancestor, inside the pod's root).
+    let mut ancestors = Vec::new();
+    let mut acc = String::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        acc.push('/');
+        acc.push_str(part);
+        ancestors
+            .push(std::ffi::CString::new(acc.clone()).map_err(|_| "the working directory has a NUL byte".to_string())?);
+    }
     let dir = std::ffi::CString::new(dir).map_err(|_| "the working directory has a NUL byte".to_string())?;
+    let user = spec.user.clone();
+    let groups: Vec<nix::libc::gid_t> = user.as_ref().map(|u| u.groups.clone()).unwrap_or_default();
     let tty = spec.tty;
     let mut pty_master = None;
     if tty {
@@ -178,10 +189,21 @@ fn spawn(spec: &ShimSpec, prepared: &Prepared) -> Result<(tokio::process::Child,
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            for a in &ancestors {
+                nix::libc::mkdir(a.as_ptr(), 0o755);
+            }
             if nix::libc::chdir(dir.as_ptr()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             nix::libc::setsid();
+            if let Some(u) = &user {
+                if nix::libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || nix::libc::setgid(u.gid) != 0
+                    || nix::libc::setuid(u.uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             if tty && nix::libc::ioctl(0, nix::libc::TIOCSCTTY as _, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -312,6 +312,7 @@ impl PodWorker {
             exit_path: dir.join("exit.json"),
             state_path: dir.join("state.json"),
             socket_path: socket,
+            user: run_as(&self.pod, &spec),
         };
         self.event(Some(i), EventType::Normal, "Created", "Container created");
         let t0 = Instant::now();
@@ -561,6 +562,23 @@ impl PodWorker {
         tracing::info!(namespace = %self.namespace(), pod = %self.name(), "adopted the pod's sandbox and containers");
         let _ = now;
     }
+}
+
+/// The container's `runAsUser`/`runAsGroup` (the container's security context over the pod's), with the
+/// pod's `supplementalGroups` and `fsGroup`; `None` when it runs as root with no groups asked for.
+pub fn run_as(pod: &k8s_openapi::api::core::v1::Pod, c: &Container) -> Option<shim::RunAs> {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let csc = c.security_context.clone().unwrap_or_default();
+    let uid = csc.run_as_user.or(psc.run_as_user);
+    let gid = csc.run_as_group.or(psc.run_as_group);
+    let mut groups: Vec<u32> = psc.supplemental_groups.unwrap_or_default().into_iter().map(|g| g as u32).collect();
+    if let Some(fs) = psc.fs_group {
+        groups.push(fs as u32);
+    }
+    if uid.is_none() && gid.is_none() && groups.is_empty() {
+        return None;
+    }
+    Some(shim::RunAs { uid: uid.unwrap_or(0) as u32, gid: gid.unwrap_or(0) as u32, groups })
 }
 
 fn start_failure(message: String) -> ExitRecord {

@@ -207,6 +207,40 @@ fn parse_time(s: &str) -> Option<Time> {
     s.parse::<jiff::Timestamp>().ok().map(Time)
 }
 
+/// The default `terminationMessagePath`; the only one read (it lives in the pod's private `/dev`).
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// A finished container's message: what it wrote to `/dev/termination-log`, or with
+/// `FallbackToLogsOnError` the end of its log when it failed (kubelet's rules, 4 KiB at most).
+fn termination_message(
+    spec: &k8s_openapi::api::core::v1::Container,
+    holder: ProcessId,
+    log: &std::path::Path,
+    exit_code: i32,
+) -> Option<String> {
+    const MAX: usize = 4096;
+    let path = spec.termination_message_path.as_deref().unwrap_or(TERMINATION_LOG);
+    if path == TERMINATION_LOG && holder.alive() {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{}/root{TERMINATION_LOG}", holder.pid)) {
+            if !text.is_empty() {
+                return Some(text.chars().take(MAX).collect());
+            }
+        }
+    }
+    if spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError") && exit_code != 0 {
+        let text = std::fs::read_to_string(log).ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        let tail: Vec<String> = lines[lines.len().saturating_sub(80)..]
+            .iter()
+            .map(|l| l.splitn(4, ' ').nth(3).unwrap_or_default().to_string())
+            .collect();
+        let joined = tail.join("\n");
+        let start = joined.len().saturating_sub(MAX);
+        return Some(joined[joined.ceil_char_boundary(start)..].to_string());
+    }
+    None
+}
+
 /// `name_namespace(uid)`, as kubelet formats a pod in messages.
 fn pod_ref(pod: &Pod) -> String {
     format!(
@@ -310,6 +344,17 @@ impl PodWorker {
                 }
                 inst.abort_tasks();
                 c.ready = false;
+                let holder = self.sandbox.as_ref().map(|s| s.holder);
+                let spec = self.pod.spec.as_ref().and_then(|s| {
+                    s.init_containers.iter().flatten().chain(s.containers.iter()).find(|x| x.name == container).cloned()
+                });
+                let c = &mut self.ctrs[i];
+                let Some(inst) = c.instance.as_mut() else { return };
+                if let (Some(exit), Some(spec), Some(holder)) = (inst.exit.as_mut(), spec, holder) {
+                    if exit.message.is_none() {
+                        exit.message = termination_message(&spec, holder, &inst.log, exit.exit_code);
+                    }
+                }
                 tracing::info!(namespace = %ns, pod = %pod, container = %container,
                     exit_code = inst.exit.as_ref().map(|e| e.exit_code), "container exited");
             }
