@@ -10,7 +10,12 @@ use knet_component_base::logs::LogFormat;
 use knet_node_agent::cni::Network;
 use knet_node_agent::node::{machine, status::NETWORK_NOT_READY, NodeAgent};
 use knet_node_agent::pods::{
-    self, events::Recorder, files::resolv, layout::Layout, metrics::Metrics, runtime::PodRuntime,
+    self,
+    events::{EventType, Recorder},
+    files::resolv,
+    layout::Layout,
+    metrics::Metrics,
+    runtime::PodRuntime,
 };
 use knet_node_agent::Config;
 use kube::runtime::{reflector, watcher, WatchStreamExt};
@@ -60,6 +65,27 @@ async fn run(cfg: Config) -> Result<()> {
 
     let network = Arc::new(Network::new(&cfg.cni, &root_dir));
     let (ready_tx, ready_rx) = watch::channel::<Result<(), String>>(Err(NETWORK_NOT_READY.into()));
+    let events = Recorder::start(client.clone(), node_name.clone());
+    events.node(&node_name, EventType::Normal, "Starting", "Starting kubelet.");
+    // NodeReady / NodeNotReady as the Ready condition flips.
+    let (ev, n, mut rx) = (events.clone(), node_name.clone(), ready_rx.clone());
+    tokio::spawn(async move {
+        let mut last: Option<bool> = None;
+        loop {
+            let ready = rx.borrow_and_update().is_ok();
+            if last != Some(ready) {
+                if last.is_some() || ready {
+                    let (reason, status) =
+                        if ready { ("NodeReady", "NodeReady") } else { ("NodeNotReady", "NodeNotReady") };
+                    ev.node(&n, EventType::Normal, reason, format!("Node {n} status is now: {status}"));
+                }
+                last = Some(ready);
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
     let node = Arc::new(NodeAgent::new(
         client.clone(),
         node_name.clone(),
@@ -142,7 +168,7 @@ async fn run(cfg: Config) -> Result<()> {
         exe,
         agnhost,
         services,
-        events: Recorder::start(client.clone(), node_name.clone()),
+        events,
         dns,
         allocatable,
         registry: Mutex::new(Default::default()),

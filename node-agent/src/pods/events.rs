@@ -68,6 +68,19 @@ impl Recorder {
         Recorder { tx }
     }
 
+    /// Records an event about this node (kubelet refers to its Node with the node's name as UID).
+    pub fn node(&self, node: &str, type_: EventType, reason: &str, message: impl Into<String>) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.to_string()),
+            uid: Some(node.to_string()),
+            namespace: Some("default".into()),
+            ..Default::default()
+        };
+        let _ = self.tx.try_send(Record { reference, type_, reason: reason.into(), message: message.into() });
+    }
+
     /// Records an event about `pod` (and, with `field_path`, one of its containers).
     pub fn pod(
         &self,

@@ -273,3 +273,89 @@ pub async fn clean_unrecorded(rt: &PodRuntime, uid: &str) {
 pub fn pod_ips(rec: Option<&SandboxRecord>) -> Vec<IpAddr> {
     rec.map(|r| r.ips.clone()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn holder_spec_for_the_seed_https_nginx() {
+        let p = pod(json!({
+            "metadata": {"name": "my-nginx", "namespace": "default", "uid": "u"},
+            "spec": {
+                "volumes": [{"name": "secret-volume", "secret": {"secretName": "nginxsecret"}}],
+                "containers": [{
+                    "name": "nginxhttps", "image": "bprashanth/nginxhttps:1.0",
+                    "ports": [{"containerPort": 443}, {"containerPort": 80}],
+                    "volumeMounts": [{"mountPath": "/etc/nginx/ssl", "name": "secret-volume"}]
+                }]
+            }
+        }));
+        let vols: HashMap<String, PathBuf> =
+            [("secret-volume".to_string(), PathBuf::from("/r/pods/u/volumes/s"))].into();
+        let spec =
+            holder_spec(&p, Path::new("/r/pods/u"), Some("my-nginx".into()), &vols, Path::new("/r/images"), None);
+        assert!(spec.new_netns);
+        assert_eq!(spec.hostname.as_deref(), Some("my-nginx"));
+        let paths: Vec<&str> = spec.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["/etc/nginx/nginx.conf", "/etc/nginx/conf.d/default.conf"]);
+        assert!(spec.files[1].content.contains("listen 443 ssl;") && spec.files[1].content.contains("listen 80;"));
+        let mounts: Vec<(String, String, bool)> =
+            spec.mounts.iter().map(|m| (m.source.display().to_string(), m.target.clone(), m.read_only)).collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/r/pods/u/volumes/s".to_string(), "/etc/nginx/ssl".to_string(), false),
+                ("/r/pods/u/etc-hosts".to_string(), "/etc/hosts".to_string(), false),
+                ("/r/pods/u/resolv.conf".to_string(), "/etc/resolv.conf".to_string(), false),
+                ("/r/pods/u/hostname".to_string(), "/etc/hostname".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn holder_spec_images_sub_paths_and_host_network() {
+        let p = pod(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {
+                "hostNetwork": true,
+                "volumes": [{"name": "cfg", "configMap": {"name": "c"}}],
+                "containers": [
+                    {"name": "a", "image": "registry.k8s.io/e2e-test-images/agnhost:2.39"},
+                    {"name": "b", "image": "busybox", "volumeMounts": [
+                        {"mountPath": "/etc/hosts", "name": "cfg", "subPath": "hosts", "readOnly": true}
+                    ]}
+                ]
+            }
+        }));
+        let images = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(images.path().join("busybox")).unwrap();
+        let vols: HashMap<String, PathBuf> = [("cfg".to_string(), PathBuf::from("/v/cfg"))].into();
+        let spec = holder_spec(&p, Path::new("/r/pods/u"), None, &vols, images.path(), Some(Path::new("/bin/agnhost")));
+        assert!(!spec.new_netns && spec.hostname.is_none() && spec.files.is_empty());
+        let targets: Vec<&str> = spec.mounts.iter().map(|m| m.target.as_str()).collect();
+        assert_eq!(targets, ["/.knet/busybox", "/agnhost", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]);
+        assert_eq!(spec.mounts[2].source, PathBuf::from("/v/cfg/hosts"), "the user's /etc/hosts wins");
+        assert!(spec.mounts[2].read_only);
+    }
+
+    #[test]
+    fn ids_and_attachments() {
+        let id = new_id();
+        assert_eq!(id.len(), 64);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        let p =
+            pod(json!({"metadata": {"name": "web", "namespace": "prod", "uid": "u-1"}, "spec": {"containers": []}}));
+        let att = attachment(&p, &id, "/r/netns/u-1");
+        assert_eq!(att.ifname, "eth0");
+        assert_eq!(
+            crate::cni::runtime::render_args(&att.args),
+            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=prod;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID={id};K8S_POD_UID=u-1")
+        );
+    }
+}
