@@ -70,6 +70,16 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: slow-start}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "sleep 3; touch /tmp/started; sleep 3600"]
+    startupProbe: {exec: {command: ["test", "-f", "/tmp/started"]}, periodSeconds: 1, failureThreshold: 30}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: ready}
 spec:
   containers:
@@ -79,31 +89,50 @@ spec:
     readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1}
 "#,
     )?;
-    // Restarts: the first immediately, then after 10 s of back-off.
-    host.wait_pod("default", "crash", Duration::from_secs(20), "a first restart", |p| {
-        status_of(p, "c").map(|s| s.restart_count).unwrap_or(0) >= 1
-    })
-    .await?;
-    let t1 = Instant::now();
+    // A startup probe holds `started` (and readiness) until it succeeds.
     let p = host
-        .wait_pod("default", "crash", Duration::from_secs(40), "two restarts", |p| {
-            status_of(p, "c").map(|s| s.restart_count).unwrap_or(0) >= 2
+        .wait_pod("default", "slow-start", Duration::from_secs(20), "running", |p| {
+            status_of(p, "c").and_then(|s| s.state).and_then(|s| s.running).is_some()
         })
         .await?;
-    let backoff = t1.elapsed();
-    assert!(
-        backoff >= Duration::from_secs(8) && backoff < Duration::from_secs(16),
-        "restart 2 after {backoff:?}, want ~10 s"
-    );
+    let t_running = Instant::now();
+    let cs = status_of(&p, "c").unwrap_or_default();
+    assert!(cs.started == Some(false) && !cs.ready, "{cs:?}");
+    host.wait_pod("default", "slow-start", Duration::from_secs(20), "started and ready", |p| {
+        status_of(p, "c").is_some_and(|s| s.started == Some(true) && s.ready)
+    })
+    .await?;
+    assert!(t_running.elapsed() >= Duration::from_secs(1), "started before the startup probe could pass");
+
+    // Restarts: the first immediately, then after 10 s and 20 s of back-off, measured between the
+    // reported finish of one run and the start of the next.
+    let backing_off = |n: i32| {
+        move |p: &Pod| {
+            status_of(p, "c").is_some_and(|s| {
+                s.restart_count == n
+                    && s.state.as_ref().and_then(|st| st.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                        == Some("CrashLoopBackOff")
+            })
+        }
+    };
+    let last_run = |p: &Pod| {
+        let t = status_of(p, "c").and_then(|s| s.last_state).and_then(|l| l.terminated).unwrap_or_default();
+        (t.started_at.map(|t| t.0), t.finished_at.map(|t| t.0))
+    };
+    let p1 = host.wait_pod("default", "crash", Duration::from_secs(30), "back-off after run 1", backing_off(1)).await?;
+    let p2 = host.wait_pod("default", "crash", Duration::from_secs(30), "back-off after run 2", backing_off(2)).await?;
+    let p3 = host.wait_pod("default", "crash", Duration::from_secs(40), "back-off after run 3", backing_off(3)).await?;
+    let gap = |a: &Pod, b: &Pod| -> f64 {
+        let (Some(finished), (Some(started), _)) = (last_run(a).1, last_run(b)) else { return f64::NAN };
+        started.duration_since(finished).as_secs_f64()
+    };
+    let (g1, g2) = (gap(&p1, &p2), gap(&p2, &p3));
+    assert!((9.0..=12.0).contains(&g1), "second restart {g1} s after the exit, want 10 s");
+    assert!((19.0..=22.0).contains(&g2), "third restart {g2} s after the exit, want 20 s");
+    let p = p3;
     let cs = status_of(&p, "c").unwrap_or_default();
     let last = cs.last_state.and_then(|s| s.terminated).unwrap_or_default();
     assert_eq!((last.exit_code, last.reason.as_deref()), (3, Some("Error")));
-    let p = host
-        .wait_pod("default", "crash", Duration::from_secs(20), "CrashLoopBackOff", |p| {
-            status_of(p, "c").and_then(|s| s.state).and_then(|s| s.waiting).and_then(|w| w.reason).as_deref()
-                == Some("CrashLoopBackOff")
-        })
-        .await?;
     let waiting = status_of(&p, "c").and_then(|s| s.state).and_then(|s| s.waiting).unwrap_or_default();
     let uid = p.metadata.uid.clone().unwrap_or_default();
     assert!(
@@ -126,18 +155,6 @@ spec:
     .await?;
     let (_, _, source) = wait_event(&host, "crash", "Pulled", "already present on machine").await?;
     assert_eq!(source, "kubelet");
-    // Then 20 s.
-    let t2 = Instant::now();
-    host.wait_pod("default", "crash", Duration::from_secs(40), "a third restart", |p| {
-        status_of(p, "c").map(|s| s.restart_count).unwrap_or(0) >= 3
-    })
-    .await?;
-    let backoff = t2.elapsed();
-    assert!(
-        backoff >= Duration::from_secs(15) && backoff < Duration::from_secs(26),
-        "restart 3 after {backoff:?}, want ~20 s"
-    );
-
     // Liveness: killed and restarted, with kubelet's events.
     host.wait_pod("default", "live", Duration::from_secs(30), "a liveness restart", |p| {
         status_of(p, "c").map(|s| s.restart_count).unwrap_or(0) >= 1
