@@ -39,6 +39,13 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: finished}
+spec:
+  restartPolicy: Never
+  containers: [{name: c, image: busybox, command: ["echo", "done"]}]
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: exits}
 spec:
   containers: [{name: c, image: busybox, command: ["sh", "-c", "sleep 3; exit 7"]}]
@@ -52,6 +59,12 @@ spec:
     let keep_holder = host.holder_pid("default", "keep").await?;
     let keep_pid = host.container_pid("default", "keep", "web").await?;
     let doomed_uid = doomed.metadata.uid.clone().unwrap_or_default();
+    let finished = host
+        .wait_pod("default", "finished", Duration::from_secs(30), "Succeeded", |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded")
+        })
+        .await?;
+    let finished_uid = finished.metadata.uid.clone().unwrap_or_default();
     let links_before = host.node_links()?;
 
     host.kill9_agent();
@@ -90,6 +103,14 @@ spec:
         .and_then(|c| c.last_state)
         .and_then(|l| l.terminated);
     assert_eq!(last.map(|t| t.exit_code), Some(7));
+
+    // A finished pod stays finished: no new sandbox, same status.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = host.pod("default", "finished").await?;
+    assert_eq!(after.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded"));
+    assert_eq!(after.status, finished.status);
+    assert!(!host.root_dir().join("pods").join(&finished_uid).join("sandbox.json").exists());
+    assert_eq!(host.container_log("default", "finished", "c").await?, "done\n");
 
     // The orphan is gone: no records, no pin, no lease, no veth, no processes.
     let root = host.root_dir();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Probe};
 
-use super::{now, parse_time, pod_ref, Instance, Msg, PodWorker};
+use super::{parse_time, pod_ref, Instance, Msg, PodWorker};
 use crate::pods::env::{self, Sources};
 use crate::pods::events::EventType;
 use crate::pods::images;
@@ -504,6 +504,18 @@ impl PodWorker {
 
     /// Takes over what a previous agent left in the pod dir: the sandbox and container instances.
     pub(super) async fn adopt(&mut self) {
+        let phase = self.pod.status.as_ref().and_then(|s| s.phase.clone());
+        if matches!(phase.as_deref(), Some("Succeeded" | "Failed")) {
+            // A finished pod stays finished: its status in the API is final, its sandbox is gone or goes.
+            self.finished = true;
+            self.frozen_status = true;
+            if let Some(rec) = records::read_sandbox(&self.dir) {
+                self.sandbox = Some(rec);
+                self.finished = false;
+            }
+            self.load_instances();
+            return;
+        }
         let Some(rec) = records::read_sandbox(&self.dir) else {
             super::sandbox::clean_unrecorded(&self.rt, &self.uid).await;
             return;
@@ -518,6 +530,15 @@ impl PodWorker {
         self.check_network = true;
         self.start_time = self.pod.status.as_ref().and_then(|s| s.start_time.clone());
         self.volumes_ready = false;
+        self.load_instances();
+        // The status in the API is kept as it is until something changes.
+        self.last_posted = self.pod.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+        self.reported_start = true;
+        tracing::info!(namespace = %self.namespace(), pod = %self.name(), "adopted the pod's sandbox and containers");
+    }
+
+    /// Reads the container instances a previous agent started, and watches the running ones.
+    fn load_instances(&mut self) {
         let found: HashMap<String, Vec<records::InstanceOnDisk>> =
             records::read_instances(&self.dir).into_iter().collect();
         for i in 0..self.ctrs.len() {
@@ -552,15 +573,10 @@ impl PodWorker {
             self.ctrs[i].instance = Some(inst);
             let spec = self.container_spec(&name);
             self.ctrs[i].startup_done = spec.as_ref().is_none_or(|s| s.startup_probe.is_none());
-            if running {
+            if running && self.sandbox.is_some() {
                 self.watch(i);
             }
         }
-        // The status in the API is kept as it is until something changes.
-        self.last_posted = self.pod.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
-        self.reported_start = true;
-        tracing::info!(namespace = %self.namespace(), pod = %self.name(), "adopted the pod's sandbox and containers");
-        let _ = now;
     }
 }
 

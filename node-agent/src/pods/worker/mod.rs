@@ -123,6 +123,8 @@ pub struct PodWorker {
     failure: Option<(String, String)>,
     /// Terminal phase reached and the sandbox removed.
     finished: bool,
+    /// The status in the API is final (a finished pod adopted after a restart): never rewritten.
+    frozen_status: bool,
     terminating_since: Option<Instant>,
     last_posted: Option<serde_json::Value>,
     next_wakeup: Option<Instant>,
@@ -184,6 +186,7 @@ pub fn spawn(rt: Arc<PodRuntime>, pod: Pod, adopt: bool, done: mpsc::Sender<Stri
         ctrs,
         failure: None,
         finished: false,
+        frozen_status: false,
         terminating_since: None,
         last_posted: None,
         next_wakeup: None,
@@ -363,7 +366,7 @@ impl PodWorker {
 
     /// Posts the status when it changed.
     async fn post_status(&mut self) {
-        if self.gone {
+        if self.gone || self.frozen_status {
             return;
         }
         let terminal = self.terminating_since.is_some()
@@ -533,6 +536,20 @@ impl PodWorker {
         }
         if self.finished {
             self.post_status().await;
+            return Flow::Continue;
+        }
+        if self.frozen_status {
+            // An adopted finished pod whose sandbox is still there: stop what runs, remove the sandbox.
+            for i in 0..self.ctrs.len() {
+                if self.ctrs[i].instance.as_ref().is_some_and(|x| x.running() && x.killing.is_none()) {
+                    self.kill(i, MIN_GRACE, false);
+                }
+            }
+            if self.ctrs.iter().all(|c| !c.instance.as_ref().is_some_and(Instance::running)) {
+                self.finish().await;
+            } else {
+                self.wake_in(Duration::from_secs(1));
+            }
             return Flow::Continue;
         }
         if self.start_time.is_none() {
