@@ -417,13 +417,14 @@ impl PodWorker {
                 c.startup_done,
             ),
             Some(inst) => {
+                // Every stopped instance has an exit record; a fixed stand-in keeps the status stable anyway.
                 let exit = inst.exit.clone().unwrap_or_else(|| ExitRecord {
                     exit_code: 128,
                     signal: None,
                     reason: "StartError".into(),
                     message: None,
                     started_at: None,
-                    finished_at: super::shim::crilog::now(),
+                    finished_at: "1970-01-01T00:00:00Z".into(),
                 });
                 match &c.waiting {
                     Some((reason, message)) => (
