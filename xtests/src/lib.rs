@@ -15,6 +15,7 @@ pub mod controllers;
 pub mod fake_node;
 pub mod kubectl;
 pub mod lab;
+pub mod node_host;
 mod process;
 pub mod wait;
 
