@@ -185,7 +185,7 @@ async fn run(cfg: Config) -> Result<()> {
 
     // The pod network: wait for the podCIDR, write the config when the dir has none, keep it loaded.
     let node_ip = node.node_ips().first().copied();
-    let (net, nd, n) = (network.clone(), node.clone(), node_name.clone());
+    let (net, nd, n, nf) = (network.clone(), node.clone(), node_name.clone(), cfg.network.clone());
     tokio::spawn(async move {
         let cidrs = match nd.wait_for_pod_cidrs().await {
             Ok(c) => c,
@@ -195,8 +195,18 @@ async fn run(cfg: Config) -> Result<()> {
             }
         };
         tracing::info!(node = %n, pod_cidrs = ?cidrs, "podCIDR assigned");
+        // The underlay's MTU less the overlay's overhead (VXLAN), so pods never send what the underlay drops.
+        let mtu = match node_ip {
+            Some(std::net::IpAddr::V4(ip)) => match knet_node_agent::network::detect_pod_mtu(&nf, ip).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(node = %n, error = %e, "finding the pod MTU failed; using the node IP's device's");
+                    node_ip.and_then(machine::mtu_of).unwrap_or(1500)
+                }
+            },
+            _ => node_ip.and_then(machine::mtu_of).unwrap_or(1500),
+        };
         loop {
-            let mtu = node_ip.and_then(machine::mtu_of).unwrap_or(1500);
             if let Err(e) = net.ensure_default_config(&cidrs, mtu) {
                 tracing::warn!(node = %n, error = %e, "writing the network config failed");
             }

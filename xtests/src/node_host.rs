@@ -49,11 +49,11 @@ impl Plugin {
         }
     }
 
-    /// The plugin the tests use: `KNET_TEST_CNI=knet-cni|bridge`, default bridge (Debian's plugins).
+    /// The plugin the tests use: `KNET_TEST_CNI=knet-cni|bridge`, default knet-cni (`bridge`: Debian's plugins).
     pub fn from_env() -> Plugin {
         match std::env::var("KNET_TEST_CNI").as_deref() {
-            Ok("knet-cni") => Plugin::KnetCni,
-            _ => Plugin::Bridge,
+            Ok("bridge") => Plugin::Bridge,
+            _ => Plugin::KnetCni,
         }
     }
 }
