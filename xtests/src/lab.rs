@@ -277,15 +277,23 @@ impl Lab {
     /// output) is returned.
     pub async fn up(opts: LabOptions) -> Result<Lab> {
         let mut lab = Lab::reserve().await?;
-        let mut cmd = lab.up_command(&opts);
-        lab.up = true;
+        lab.start(&opts).await?;
+        Ok(lab)
+    }
+
+    /// `knet-lab up` on a reserved lab (tests that snapshot the machine take the snapshot between
+    /// [`Lab::reserve`] and this, so another test's lab is never in it). A failed `up` is torn down before the
+    /// error (which carries up's output) is returned.
+    pub async fn start(&mut self, opts: &LabOptions) -> Result<()> {
+        let mut cmd = self.up_command(opts);
+        self.up = true;
         let out = tokio::task::spawn_blocking(move || cmd.output()).await?.context("running knet-lab up")?;
         if !out.status.success() {
             let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-            let down = lab.down().err().map(|e| format!("\n(and tearing it down failed: {e:#})")).unwrap_or_default();
+            let down = self.down().err().map(|e| format!("\n(and tearing it down failed: {e:#})")).unwrap_or_default();
             bail!("knet-lab up failed:\n{text}{down}");
         }
-        Ok(lab)
+        Ok(())
     }
 
     pub fn state_dir(&self) -> &Path {

@@ -41,8 +41,10 @@ async fn up_exec_outside_servers_then_down_leaves_nothing() -> Result<()> {
     if !require_root("up_exec_outside_servers_then_down_leaves_nothing") {
         return Ok(());
     }
+    // The snapshot is taken while this test holds the lab lock, so no other test's lab is in it.
+    let mut lab = Lab::reserve().await?;
     let before = snapshot()?;
-    let mut lab = Lab::up(no_wait()).await?;
+    lab.start(&no_wait()).await?;
     // The snapshot sees what the lab made (so an empty difference after `down` means something).
     let during = before.added_in(&snapshot()?);
     for kind in ["namespace: knet-worker-1", "link: ", "address: ", "route: 192.168.56.0/24", "process: ", "file: "] {
@@ -117,8 +119,8 @@ async fn down_after_up_was_killed_half_way() -> Result<()> {
     if !require_root("down_after_up_was_killed_half_way") {
         return Ok(());
     }
-    let before = snapshot()?;
     let mut lab = Lab::reserve().await?;
+    let before = snapshot()?;
     lab.mark_up();
     let mut up = lab.up_command(&no_wait()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     // Half-way: the control plane runs, the workers are not up yet.
