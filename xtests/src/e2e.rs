@@ -341,10 +341,10 @@ fn runtime_processes_under(dir: &Path) -> Vec<String> {
         let Some(pid) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else { continue };
         let Ok(cmdline) = std::fs::read(p.join("cmdline")) else { continue };
         let args = split_nul(&cmdline);
-        if args.len() >= 3 && (args[1] == "__sandbox" || args[1] == "__shim") && Path::new(&args[2]).starts_with(dir) {
-            if ProcessIdentity::of(pid).is_some() {
-                out.push(format!("{pid} {}", args[1]));
-            }
+        let ours =
+            args.len() >= 3 && (args[1] == "__sandbox" || args[1] == "__shim") && Path::new(&args[2]).starts_with(dir);
+        if ours && ProcessIdentity::of(pid).is_some() {
+            out.push(format!("{pid} {}", args[1]));
         }
     }
     out.sort();
