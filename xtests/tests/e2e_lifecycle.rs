@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use xtests::apiserver::bin_dir;
 use xtests::e2e::{blocking, ok, wait_ready, Checks, LabHost, NodeState, ProcessIdentity};
@@ -256,6 +256,20 @@ spec:
   containers: [{name: c, image: busybox, command: [sleep, '3600']}]
 ";
 
+/// worker-1's Ready condition: its status and last transition time.
+async fn node_ready_since(nodes: &Api<Node>) -> Result<String> {
+    let node = nodes.get("worker-1").await?;
+    let c = node
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .context("worker-1 has no Ready condition")?;
+    ensure!(c.status == "True", "worker-1 is not Ready: {c:?}");
+    Ok(format!("{} since {:?}", c.status, c.last_transition_time.map(|t| t.0.to_string())))
+}
+
 async fn agent_restart(lab: &Lab, k: &Kubectl, w1: &LabHost, w2: &LabHost) -> Result<()> {
     k.apply_yaml(ADOPTED)?.ok()?;
     wait_ready(k, "default", &["pod/keep-web", "pod/keep-sleep", "pod/doomed"], Duration::from_secs(60)).await?;
@@ -268,6 +282,8 @@ async fn agent_restart(lab: &Lab, k: &Kubectl, w1: &LabHost, w2: &LabHost) -> Re
     let doomed_uid = ok(k, &["get", "pod", "doomed", "-o", "jsonpath={.metadata.uid}"])?;
     let web_url = format!("http://{}:8080/clientip", before["keep-web"].ip);
     let old_agent = w1.agent_pid()?;
+    let nodes: Api<Node> = Api::all(lab.client().await?);
+    let ready_since = node_ready_since(&nodes).await?;
 
     let cmd = w1.kill9_agent()?;
     let killed = Instant::now();
@@ -294,8 +310,17 @@ async fn agent_restart(lab: &Lab, k: &Kubectl, w1: &LabHost, w2: &LabHost) -> Re
         "agent_restart: the new agent finished a pod deleted while it was down {:.1?} after the kill",
         killed.elapsed()
     );
-    // A few sync periods of the new agent later, nothing about the adopted pods has changed.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // For a few sync periods of the new agent the pod without a probe stays Ready throughout (a NotReady
+    // node status at start-up made the node lifecycle controller mark it NotReady), then nothing about the
+    // adopted pods has changed.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let now = observe(&api, w1, "keep-sleep").await?;
+        ensure!(now.ready == "True", "keep-sleep went NotReady after the agent restart: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let since = node_ready_since(&nodes).await?;
+    ensure!(since == ready_since, "worker-1's Ready condition changed across the restart ({ready_since} → {since})");
     for (name, was) in &before {
         let now = observe(&api, w1, name).await?;
         ensure!(&now == was, "{name} changed across the agent restart:\nbefore {was:?}\nafter  {now:?}");
