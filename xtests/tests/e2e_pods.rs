@@ -76,6 +76,7 @@ async fn seed_pod_checks_on_a_lab() -> Result<()> {
     checks.run("seed 001: /etc/hosts of `kubectl run nginx`, hostname", hosts_file(&k)).await;
     checks.run("seeds 001/002: kubectl run -i --tty --rm", run_interactive(&lab, &k)).await;
     checks.run("seed 001: hostAliases, Completed, kubectl logs", host_aliases(&k)).await;
+    checks.run("kubectl exec -it and kubectl logs -f through the API server", exec_tty_and_follow(&lab, &k)).await;
     checks.run("seed 001: hostname and subdomain", hostname_subdomain(&k)).await;
     checks.run("seed 001: resolv.conf for every dnsPolicy", resolv_conf(&k)).await;
     checks.run("seeds 000/001: service environment variables", service_env(&lab, &k)).await;
@@ -354,6 +355,44 @@ async fn run_interactive(lab: &Lab, k: &Kubectl) -> Result<()> {
     let status = term.wait(Duration::from_secs(60))?;
     ensure!(status.success(), "kubectl run exited with {status}; the terminal shows:\n{}", term.transcript());
     ensure!(term.transcript().contains("pod \"curl\" deleted"), "no deletion message:\n{}", term.transcript());
+    Ok(())
+}
+
+async fn exec_tty_and_follow(lab: &Lab, k: &Kubectl) -> Result<()> {
+    // `kubectl exec -it`: a terminal of kubectl's size, typed input read by the container.
+    let mut term = pty_kubectl(
+        lab,
+        &["exec", "-it", "nginx", "--", "sh", "-c", "test -t 0 && echo IS-A-TTY; stty size; read x; echo got:$x"],
+    )?;
+    let at = term.expect_from(0, "IS-A-TTY", Duration::from_secs(30))?;
+    let at = term.expect_from(at, "24 80", Duration::from_secs(10))?;
+    term.send("typed\r")?;
+    term.expect_from(at, "got:typed", Duration::from_secs(10))?;
+    let status = term.wait(Duration::from_secs(30))?;
+    ensure!(status.success(), "kubectl exec -it exited with {status}:\n{}", term.transcript());
+
+    // `kubectl logs -f`: lines arrive as the container prints them, and the stream ends when it exits.
+    k.apply_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: counter}\nspec:\n  restartPolicy: Never\n  \
+         containers: [{name: c, image: busybox, command: [sh, -c, 'for i in 1 2 3 4 5 6; do echo line-$i; sleep 0.5; done']}]\n",
+    )?
+    .ok()?;
+    wait::until(Duration::from_secs(30), "counter to run", || async {
+        let phase = ok(k, &["get", "pod", "counter", "-o", "jsonpath={.status.phase}"])?;
+        Ok((phase == "Running" || phase == "Succeeded").then_some(()))
+    })
+    .await?;
+    let mut follow = k.spawn(&["logs", "-f", "counter"])?;
+    let first = follow.wait_for_line(Duration::from_secs(20), |l| l.starts_with("line-"))?;
+    let mut seen = vec![first];
+    while let Some(line) = follow.next_line(Duration::from_secs(20))? {
+        seen.push(line);
+    }
+    let n: usize = seen.first().and_then(|l| l.strip_prefix("line-")).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let want: Vec<String> = (n..=6).map(|i| format!("line-{i}")).collect();
+    ensure!(seen == want, "kubectl logs -f printed {seen:?}");
+    let all = ok(k, &["logs", "counter"])?;
+    ensure!(all == (1..=6).map(|i| format!("line-{i}\n")).collect::<String>(), "{all:?}");
     Ok(())
 }
 
