@@ -104,6 +104,7 @@ async fn pods_reach_pods(test: &str, opts: LabOptions, pod_mtu: u32) -> Result<(
     checks.run("node to remote pod (worker-2 → a2)", node_to_pod(&lab, "worker-2", a2)).await;
     checks.run("pod MTU", mtu(&k, &pods, pod_mtu)).await;
     checks.run("bigger than a packet across nodes", big_request(&k, b1, a1)).await;
+    checks.run("the kubelet API wants the API server's client certificate", kubelet_api_refuses(&lab, &k)).await;
     if !checks.all_ok() {
         eprintln!("{}", lab.status().unwrap_or_default());
         for host in ["worker-1", "worker-2"] {
@@ -266,5 +267,26 @@ async fn big_request(k: &Kubectl, from: &Placed, to: &Placed) -> Result<()> {
     if out != msg {
         bail!("the echo came back with {} bytes instead of {}", out.len(), msg.len());
     }
+    Ok(())
+}
+
+/// `kubectl logs` reaches the agent's kubelet API through the API server, while a client without the API
+/// server's kubelet-client certificate (another node, the machine itself) is refused by the agent.
+async fn kubelet_api_refuses(lab: &Lab, k: &Kubectl) -> Result<()> {
+    let k = k.clone();
+    blocking(move || ok(&k, &["logs", "a1"])).await?;
+    let url = "https://192.168.56.11:10250/containerLogs/default/a1/netexec";
+    let (served, out, _) =
+        lab.exec("worker-2", &["curl", "-sk", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", url])?;
+    ensure!(
+        !served || out.starts_with('4'),
+        "worker-2 read a1's logs from the kubelet API without a certificate: {out}"
+    );
+    let direct = std::process::Command::new("curl").args(["-sk", "--max-time", "5", url]).output()?;
+    let body = String::from_utf8_lossy(&direct.stdout);
+    ensure!(
+        !direct.status.success() || !body.contains("GET /"),
+        "the machine read a1's logs without a certificate: {body}"
+    );
     Ok(())
 }
