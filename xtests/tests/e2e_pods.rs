@@ -359,11 +359,11 @@ async fn run_interactive(lab: &Lab, k: &Kubectl) -> Result<()> {
 }
 
 async fn exec_tty_and_follow(lab: &Lab, k: &Kubectl) -> Result<()> {
-    // `kubectl exec -it`: a terminal of kubectl's size, typed input read by the container.
-    let mut term = pty_kubectl(
-        lab,
-        &["exec", "-it", "nginx", "--", "sh", "-c", "test -t 0 && echo IS-A-TTY; stty size; read x; echo got:$x"],
-    )?;
+    // `kubectl exec -it`: a terminal of kubectl's size, typed input read by the container. kubectl sends the
+    // size once the streams are up, so the process may start before it applies (as with any kubelet): the
+    // size is read a moment later.
+    let script = "test -t 0 && echo IS-A-TTY; sleep 1; stty size; read x; echo got:$x";
+    let mut term = pty_kubectl(lab, &["exec", "-it", "nginx", "--", "sh", "-c", script])?;
     let at = term.expect_from(0, "IS-A-TTY", Duration::from_secs(30))?;
     let at = term.expect_from(at, "24 80", Duration::from_secs(10))?;
     term.send("typed\r")?;
