@@ -129,8 +129,17 @@ async fn placed(lab: &Lab) -> Result<Vec<Placed>> {
     let mut out = Vec::new();
     for name in ["a1", "a2", "b1"] {
         let pod = api.get(name).await?;
-        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).context("no podIP")?.parse()?;
+        let ip: Ipv4Addr = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).context("no podIP")?.parse()?;
         let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).context("not bound")?;
+        // The dual-stack fields agree with the single ones: podIPs is [podIP], hostIPs [hostIP], and the host
+        // IP is the node's underlay address.
+        let status = pod.status.as_ref().context("no status")?;
+        let pod_ips: Vec<String> = status.pod_ips.iter().flatten().map(|p| p.ip.clone()).collect();
+        ensure!(pod_ips == [ip.to_string()], "{name}: podIPs {pod_ips:?}, podIP {ip}");
+        let host_ip = status.host_ip.clone().unwrap_or_default();
+        let host_ips: Vec<String> = status.host_ips.iter().flatten().map(|h| h.ip.clone()).collect();
+        let want_host = if node == "worker-1" { "192.168.56.11" } else { "192.168.56.12" };
+        ensure!(host_ip == want_host && host_ips == [want_host], "{name}: hostIP {host_ip}, hostIPs {host_ips:?}");
         out.push(Placed { name: name.to_string(), ip, node });
     }
     Ok(out)
