@@ -233,10 +233,16 @@ async fn node_to_pod(lab: &Lab, node: &str, to: &Placed) -> Result<()> {
     let host = LabHost::of(lab, node)?;
     let addresses = host.addresses()?;
     let url = format!("http://{}:8080/clientip", to.ip);
+    // As a user does it: `knet-lab exec worker-N -- curl …`.
+    let (bin, state, n) = (Lab::binary()?, lab.state_dir().to_path_buf(), node.to_string());
     let answer = retry(&format!("{node} to reach {url}"), move || {
-        let (ok, out, err) = host.run("curl", &["-sS", "--max-time", "3", &url])?;
-        ensure!(ok, "curl failed: {err}");
-        Ok(out)
+        let out = std::process::Command::new(&bin)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["exec", &n, "--", "curl", "-sS", "--max-time", "3", &url])
+            .output()?;
+        ensure!(out.status.success(), "knet-lab exec curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     })
     .await?;
     let seen = client_ip(&answer)?;
