@@ -8,7 +8,9 @@
 //!   (the seed's `dns-example`) and ClusterFirst merged with a dnsConfig;
 //! - seeds 000/001 "环境变量": `kubectl exec POD -- printenv | grep SERVICE` without the Service for pods made
 //!   before it, with it (all seven variables per port) after `kubectl delete pods -l run=my-nginx`, and
-//!   `enableServiceLinks: false`; `kubectl get pods -o wide` shows the replicas' real IPs on both nodes;
+//!   `enableServiceLinks: false`; `kubectl get pods -o wide` shows the replicas' real IPs on both nodes, each
+//!   serving nginx to the other node, and `kubectl get ep my-nginx` lists them;
+//! - `kubectl exec -it` (terminal size, typed input) and `kubectl logs -f` through the lab's API server;
 //! - seeds 001/002: `kubectl run curl --image=radial/busyboxplus:curl -i --tty --rm` on a terminal the test
 //!   types into; seed 004: `kubectl port-forward deploy/… 8080:80` then curl 127.0.0.1, and `kubectl exec
 //!   deploy/sleep-1 -- ping -c 2 <sleep-2's IP>`, whose replacement gets a new IP the old one no longer answers.
@@ -328,6 +330,20 @@ async fn service_env(lab: &Lab, k: &Kubectl) -> Result<()> {
             lab.exec(other, &["curl", "-sS", "--max-time", "5", &format!("http://{}/", row["IP"])])?;
         ensure!(okay && page.contains("Welcome to nginx!"), "{other} → {}: {page}{err}", row["IP"]);
     }
+
+    // `kubectl get ep my-nginx` lists exactly these real pods.
+    let want: BTreeSet<String> = rows.iter().map(|r| format!("{}:80", r["IP"])).collect();
+    wait::until(Duration::from_secs(30), "ep my-nginx to list the new pods", || async {
+        let ep = table(&ok(k, &["get", "ep", "my-nginx"])?);
+        let got: BTreeSet<String> =
+            ep.first().map(|r| r["ENDPOINTS"].split(',').map(str::to_string).collect()).unwrap_or_default();
+        if got == want {
+            Ok(Some(()))
+        } else {
+            bail!("endpoints {got:?}, pods {want:?}")
+        }
+    })
+    .await?;
 
     // enableServiceLinks: false → only the kubernetes Service's variables.
     let spec = "  enableServiceLinks: false\n";
