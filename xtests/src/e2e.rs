@@ -72,11 +72,6 @@ pub fn ok(k: &Kubectl, args: &[&str]) -> Result<String> {
     Ok(k.run(args)?.ok()?.stdout)
 }
 
-/// [`ok`] on a blocking thread (a test's own tasks keep running meanwhile).
-pub async fn ok_async(k: &Kubectl, args: &[&str]) -> Result<String> {
-    k.stdout_async(args).await
-}
-
 /// `kubectl wait --for=condition=Ready pod/NAME…` (in `namespace`).
 pub async fn wait_ready(k: &Kubectl, namespace: &str, what: &[&str], timeout: Duration) -> Result<()> {
     let t = format!("--timeout={}s", timeout.as_secs());
