@@ -1,4 +1,5 @@
-//! Logging set-up: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON lines.
+//! Logging set-up: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), as text (coloured only on a
+//! terminal) or JSON lines.
 
 /// The log formats every knet binary accepts with `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +23,9 @@ impl std::str::FromStr for LogFormat {
 pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file (the lab's, systemd's journal) gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b.init(),

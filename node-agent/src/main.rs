@@ -94,6 +94,12 @@ async fn run(cfg: Config) -> Result<()> {
         cfg.server.port,
         ready_rx,
     )?);
+    // A restarted agent finds the network config its previous run wrote: the node is Ready from its first status
+    // on (like kubelet over a runtime whose CNI is initialized), so a restart does not flip Ready to False and
+    // make the node lifecycle controller mark the running pods NotReady (they would leave their Endpoints).
+    if network.reload().await.is_ok() {
+        ready_tx.send_modify(|r| *r = Ok(()));
+    }
     let mut delay = Duration::from_millis(200);
     loop {
         match node.register().await {

@@ -12,6 +12,7 @@
 
 pub mod apiserver;
 pub mod controllers;
+pub mod e2e;
 pub mod fake_node;
 pub mod kubectl;
 pub mod lab;
