@@ -165,6 +165,11 @@ async fn check_routing(backend: Backend, nodes: &Api<Node>, hosts: &[Netns], pod
         let mac = fdb.split_whitespace().next().context("no fdb entry on knet.1")?.to_string();
         check_in(&hosts[0], "bridge", &["fdb", "del", &mac, "dev", "knet.1"])?;
         until_ip(&hosts[0], &["neigh", "show", "dev", "knet.1"], &mac, true).await?;
+        // The VXLAN device keeps only its own address: a stray one goes, a removed one comes back.
+        hosts[0].ip(&["addr", "add", "10.99.0.1/32", "dev", "knet.1"])?;
+        hosts[0].ip(&["addr", "del", "10.244.1.0/32", "dev", "knet.1"])?;
+        until_ip(&hosts[0], &["-4", "addr", "show", "dev", "knet.1"], "inet 10.99.0.1/32", false).await?;
+        until_ip(&hosts[0], &["-4", "addr", "show", "dev", "knet.1"], "inet 10.244.1.0/32", true).await?;
         let h = hosts[0].clone();
         let mac2 = mac.clone();
         wait::until(TIMEOUT, "the fdb entry to come back", move || {
