@@ -67,8 +67,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     st.metrics.set_revision(st.registry.store.revision());
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.encode())
-        .into_response()
+    ([(header::CONTENT_TYPE, knet_component_base::health::CONTENT_TYPE)], st.metrics.encode()).into_response()
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
