@@ -13,7 +13,7 @@ use knet_lab::netns::Netns;
 use knet_node_agent::network::{Backend, Network, NetworkFlags};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use xtests::apiserver::knet_binary;
-use xtests::lab::{check_in, in_netns, require_root, run_in, TestNet};
+use xtests::lab::{check_in, in_netns_on_runtime, require_root, run_in, TestNet};
 use xtests::{wait, ApiServer};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,12 +99,8 @@ async fn cross_node_routing(backend: Backend, tag: &str) -> Result<()> {
     let flags = NetworkFlags { backend, network_resync_period: Duration::from_millis(300), ..NetworkFlags::default() };
     let mut tasks = Vec::new();
     for (i, n) in NODES.iter().enumerate() {
-        let rt = tokio::runtime::Handle::current();
         let flags = flags.clone();
-        let network = in_netns(&hosts[i], move || {
-            let _entered = rt.enter();
-            Network::open(flags)
-        })??;
+        let network = in_netns_on_runtime(&hosts[i], move || Network::open(flags))??;
         tasks.push(tokio::spawn(network.run(client.clone(), n.name.to_string())));
     }
     let result = check_routing(backend, &nodes, &hosts, &pods).await;
