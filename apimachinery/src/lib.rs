@@ -8,9 +8,11 @@
 //! - [`labels`]: label selectors (string form and `LabelSelector`), parsing and matching.
 //! - [`fields`]: field selectors.
 //! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch.
+//! - [`qos`]: a Pod's QoS class (recorded by the API server, reported by the node agent).
 
 pub mod field;
 pub mod fields;
 pub mod labels;
 pub mod patch;
+pub mod qos;
 pub mod validation;

@@ -67,8 +67,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     st.metrics.set_revision(st.registry.store.revision());
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.encode())
-        .into_response()
+    ([(header::CONTENT_TYPE, knet_component_base::health::CONTENT_TYPE)], st.metrics.encode()).into_response()
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {
@@ -222,38 +221,9 @@ pub(crate) fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
     uri.query().map(url_decode_pairs).unwrap_or_default()
 }
 
+/// Decoded `key=value` pairs, in order (`+` is a space, a malformed `%` sequence stays as it is).
 fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 /// The media types a request body may have.
@@ -697,8 +667,8 @@ mod tests {
         assert_eq!(q[0], ("labelSelector".into(), "app=nginx,tier in (a)".into()));
         assert_eq!(q[1], ("watch".into(), "1".into()));
         assert_eq!(q[2].1, "%zz");
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("a%4"), "a%4");
+        assert_eq!(url_decode_pairs("a=%&b=a%4&&c")[..2], [("a".into(), "%".into()), ("b".into(), "a%4".into())]);
+        assert_eq!(url_decode_pairs("a=%&b=a%4&&c")[2], ("c".into(), String::new()));
     }
 
     #[test]

@@ -3,16 +3,14 @@
 //! Events the event TTL expired.
 
 use std::sync::atomic::AtomicI64;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus_client::encoding::text::encode;
+use knet_component_base::metrics::MetricsRegistry;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -39,7 +37,6 @@ struct ProblemLabels {
 }
 
 /// The allocation repair's counters (`clusterips` or `nodeports` as `resource`).
-#[derive(Default)]
 struct RepairMetrics {
     runs: Counter,
     failures: Counter,
@@ -51,7 +48,7 @@ struct RepairMetrics {
 
 /// The API server's metrics.
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: MetricsRegistry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
     watchers: Family<ResourceLabels, Gauge>,
@@ -80,70 +77,62 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-        });
-        let watchers = Family::<ResourceLabels, Gauge>::default();
-        let revision = Gauge::<i64, AtomicI64>::default();
-        registry.register("apiserver_request", "API requests by verb, resource and HTTP code", requests.clone());
-        registry.register(
+        let mut registry = MetricsRegistry::new();
+        let requests = registry.register(
+            "apiserver_request",
+            "API requests by verb, resource and HTTP code",
+            Family::<RequestLabels, Counter>::default(),
+        );
+        let latency = registry.register(
             "apiserver_request_duration_seconds",
             "API request latency (for watches: until the stream is set up)",
-            latency.clone(),
+            Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
         );
-        registry.register("apiserver_registered_watchers", "Open watches by resource", watchers.clone());
-        registry.register("apiserver_storage_revision", "The store's current revision", revision.clone());
-        let repair = RepairMetrics::default();
-        registry.register("knet_apiserver_repair_runs", "Allocation repair runs", repair.runs.clone());
-        registry.register(
-            "knet_apiserver_repair_failures",
-            "Allocation repair runs that failed to read or write the store",
-            repair.failures.clone(),
-        );
-        registry.register(
-            "knet_apiserver_repair_leaks_released",
-            "Allocation keys no Service held, released by the repair",
-            repair.released.clone(),
-        );
-        registry.register(
-            "knet_apiserver_repair_allocations_restored",
-            "Allocation keys of values Services hold, re-created by the repair",
-            repair.restored.clone(),
-        );
-        registry.register(
-            "knet_apiserver_repair_problems",
-            "Values held by Services that the repair cannot fix (problem: duplicate, out_of_range)",
-            repair.problems.clone(),
-        );
-        registry.register(
-            "knet_apiserver_repair_suspected_leaks",
-            "Allocation keys seen unheld, waiting for more sightings before release",
-            repair.suspected.clone(),
-        );
-        let events_expired = Counter::default();
-        let event_ttl_failures = Counter::default();
-        registry.register(
+        let watchers =
+            registry.register("apiserver_registered_watchers", "Open watches by resource", Family::default());
+        let revision =
+            registry.register("apiserver_storage_revision", "The store's current revision", Gauge::default());
+        let repair = RepairMetrics {
+            runs: registry.register("knet_apiserver_repair_runs", "Allocation repair runs", Counter::default()),
+            failures: registry.register(
+                "knet_apiserver_repair_failures",
+                "Allocation repair runs that failed to read or write the store",
+                Counter::default(),
+            ),
+            released: registry.register(
+                "knet_apiserver_repair_leaks_released",
+                "Allocation keys no Service held, released by the repair",
+                Family::default(),
+            ),
+            restored: registry.register(
+                "knet_apiserver_repair_allocations_restored",
+                "Allocation keys of values Services hold, re-created by the repair",
+                Family::default(),
+            ),
+            problems: registry.register(
+                "knet_apiserver_repair_problems",
+                "Values held by Services that the repair cannot fix (problem: duplicate, out_of_range)",
+                Family::default(),
+            ),
+            suspected: registry.register(
+                "knet_apiserver_repair_suspected_leaks",
+                "Allocation keys seen unheld, waiting for more sightings before release",
+                Family::default(),
+            ),
+        };
+        let events_expired = registry.register(
             "knet_apiserver_events_expired",
             "Events deleted by the event TTL sweep (--event-ttl)",
-            events_expired.clone(),
+            Counter::default(),
         );
-        registry.register(
+        let event_ttl_failures = registry.register(
             "knet_apiserver_event_ttl_failures",
             "Event TTL sweeps that failed to read or write the store",
-            event_ttl_failures.clone(),
+            Counter::default(),
         );
-        Metrics {
-            registry: Mutex::new(registry),
-            requests,
-            latency,
-            watchers,
-            revision,
-            repair,
-            events_expired,
-            event_ttl_failures,
-        }
+        Metrics { registry, requests, latency, watchers, revision, repair, events_expired, event_ttl_failures }
     }
 
     pub fn observe_request(&self, verb: &str, resource: &str, code: u16, took: Duration) {
@@ -199,11 +188,6 @@ impl Metrics {
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        if encode(&mut out, &reg).is_err() {
-            out.clear();
-        }
-        out
+        self.registry.render()
     }
 }

@@ -10,10 +10,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-#[path = "../tests/common/netns.rs"]
-mod netns;
-
-use netns::Netns;
+use knet_component_base::netns::{self, Netns};
 use serde_json::{json, Value};
 
 const KNET_CNI: &str = env!("CARGO_BIN_EXE_knet-cni");
@@ -30,7 +27,7 @@ impl Drop for Cleanup {
 }
 
 fn invoke(host: &Netns, plugin: &str, command: &str, id: &str, netns: &str, conf: &Value) -> Result<Duration, String> {
-    let mut cmd = host.command(plugin)?;
+    let mut cmd = host.command(plugin).map_err(|e| e.to_string())?;
     cmd.env_clear()
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", id)

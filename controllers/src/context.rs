@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use knet_component_base::events::{EventApi, PublishObserver};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::task::JoinSet;
@@ -119,6 +120,8 @@ pub struct Context {
 impl Context {
     /// An event recorder reporting as `component` (upstream's name, e.g. "deployment-controller").
     pub fn recorder(&self, component: &str) -> EventRecorder {
-        EventRecorder::new(self.client.clone(), component, &self.identity, self.metrics.clone())
+        let metrics = self.metrics.clone();
+        let observe: PublishObserver = Arc::new(move |ok| metrics.observe_event(ok));
+        EventRecorder::start(self.client.clone(), EventApi::EventsV1, component, &self.identity, Some(observe))
     }
 }

@@ -2,7 +2,7 @@
 //! the knet components in them, and tears everything down again. Used by `knet-lab` and by the test harness.
 //!
 //! - `config`: what a lab is made of (hosts, addresses, names), saved as `lab.json` in the state dir.
-//! - `netns`: named network namespaces and processes inside one.
+//! - `netns`: named network namespaces and processes inside one (`knet_component_base::netns`, re-exported).
 //! - `topology`: an underlay bridge in its own namespace, hosts plugged into it, fake pods.
 //! - `scripts`: the per-host bring-up scripts (`lab/hosts/*.sh`) and running them inside a host.
 //! - `up`, `down`, `status`: the subcommands; `lock`: one `up`/`down` at a time.
@@ -12,7 +12,7 @@
 pub mod config;
 pub mod down;
 pub mod lock;
-pub mod netns;
+pub use knet_component_base::netns;
 pub mod outside;
 pub mod procs;
 pub mod scripts;

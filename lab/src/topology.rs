@@ -4,7 +4,7 @@
 
 use ipnet::Ipv4Net;
 
-use crate::netns::{Netns, NetnsError};
+use crate::netns::{run_ip, Netns, NetnsError};
 
 /// An underlay switch: a bridge in namespace `ns`.
 #[derive(Debug, Clone)]
@@ -33,54 +33,45 @@ impl Underlay {
         address: Ipv4Net,
         mtu: u32,
     ) -> Result<(), NetnsError> {
-        let mtu = mtu.to_string();
-        self.ns.ip(&[
-            "link",
-            "add",
-            port,
-            "mtu",
-            &mtu,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            host_if,
-            "mtu",
-            &mtu,
-            "netns",
-            host.name(),
-        ])?;
-        self.ns.ip(&["link", "set", port, "master", &self.bridge, "up"])?;
-        host.ip(&["addr", "add", &address.to_string(), "dev", host_if])?;
-        host.ip(&["link", "set", host_if, "up"])?;
-        Ok(())
+        self.plug(Some(host), host_if, port, address, mtu)
     }
 
     /// Plugs the machine's own (root) namespace in: `root_if` there with `address`; its connected route is the
     /// only route this adds to the root namespace.
     pub fn attach_root(&self, root_if: &str, port: &str, address: Ipv4Net, mtu: u32) -> Result<(), NetnsError> {
+        self.plug(None, root_if, port, address, mtu)
+    }
+
+    /// [`Underlay::attach`] of `host`, or of the root namespace when `host` is `None`.
+    fn plug(
+        &self,
+        host: Option<&Netns>,
+        host_if: &str,
+        port: &str,
+        address: Ipv4Net,
+        mtu: u32,
+    ) -> Result<(), NetnsError> {
         let mtu = mtu.to_string();
-        crate::netns::run_ip(&[
-            "link",
-            "add",
-            root_if,
-            "mtu",
-            &mtu,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            port,
-            "mtu",
-            &mtu,
-            "netns",
-            self.ns.name(),
-        ])?;
+        let on_host = |args: &[&str]| match host {
+            Some(ns) => ns.ip(args),
+            None => run_ip(args),
+        };
+        match host {
+            // Made on the underlay, the host's end moved into its namespace.
+            Some(ns) => self.ns.ip(&veth(port, host_if, &mtu, ns.name()))?,
+            // Made in the root namespace (which has no name to move an end into), the port moved to the underlay.
+            None => run_ip(&veth(host_if, port, &mtu, self.ns.name()))?,
+        };
         self.ns.ip(&["link", "set", port, "master", &self.bridge, "up"])?;
-        crate::netns::run_ip(&["addr", "add", &address.to_string(), "dev", root_if])?;
-        crate::netns::run_ip(&["link", "set", root_if, "up"])?;
+        on_host(&["addr", "add", &address.to_string(), "dev", host_if])?;
+        on_host(&["link", "set", host_if, "up"])?;
         Ok(())
     }
+}
+
+/// `ip link add NAME … type veth peer name PEER … netns PEER_NS`, both ends with MTU `mtu`.
+fn veth<'a>(name: &'a str, peer: &'a str, mtu: &'a str, peer_ns: &'a str) -> [&'a str; 14] {
+    ["link", "add", name, "mtu", mtu, "type", "veth", "peer", "name", peer, "mtu", mtu, "netns", peer_ns]
 }
 
 /// Sets a sysctl inside `ns` (e.g. `net.ipv4.ip_forward`), writing /proc/sys from a process in the namespace.

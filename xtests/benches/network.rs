@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Node;
 use knet_lab::netns::Netns;
 use knet_node_agent::network::{pod_mtu, Backend, Network, NetworkFlags};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use xtests::lab::{check_in, in_netns, require_root, run_in, TestNet};
+use xtests::lab::{check_in, in_netns_on_runtime, require_root, run_in, TestNet};
 use xtests::ApiServer;
 
 const RUNS: usize = 3;
@@ -68,12 +68,8 @@ async fn measure(backend: Backend, tag: &str) -> Result<(f64, f64)> {
     let flags = NetworkFlags { backend, ..NetworkFlags::default() };
     let mut tasks = Vec::new();
     for (i, (name, ..)) in NODES.iter().enumerate() {
-        let rt = tokio::runtime::Handle::current();
         let flags = flags.clone();
-        let network = in_netns(&hosts[i], move || {
-            let _entered = rt.enter();
-            Network::open(flags)
-        })??;
+        let network = in_netns_on_runtime(&hosts[i], move || Network::open(flags))??;
         tasks.push(tokio::spawn(network.run(client.clone(), name.to_string())));
     }
     // Routes in place: pod a reaches pod b.

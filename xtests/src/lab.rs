@@ -153,6 +153,16 @@ pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 's
     .map_err(|_| anyhow::anyhow!("the thread in {} panicked", ns.name()))?
 }
 
+/// [`in_netns`] with the calling task's tokio runtime entered in the thread, for what opens its sockets in `ns`
+/// and is then driven by the runtime (the node agent's netlink connection, for one).
+pub fn in_netns_on_runtime<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let rt = tokio::runtime::Handle::try_current().context("in_netns_on_runtime needs a tokio runtime")?;
+    in_netns(ns, move || {
+        let _entered = rt.enter();
+        f()
+    })
+}
+
 /// Runs `program ARGS…` in `ns` to completion: (success, stdout, stderr).
 pub fn run_in(ns: &Netns, program: &str, args: &[&str]) -> Result<(bool, String, String)> {
     let out = ns

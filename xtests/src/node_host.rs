@@ -599,14 +599,7 @@ fn sweep_leftovers() {
             }
         }
     }
-    for e in std::fs::read_dir(knet_lab::netns::NETNS_DIR).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Netns::named(name).delete();
-        }
-    }
+    knet_lab::netns::sweep(NETNS_PREFIX);
 }
 
 impl Drop for NodeHost {

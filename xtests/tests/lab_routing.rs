@@ -13,7 +13,7 @@ use knet_lab::netns::Netns;
 use knet_node_agent::network::{Backend, Network, NetworkFlags};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use xtests::apiserver::knet_binary;
-use xtests::lab::{check_in, in_netns, require_root, run_in, TestNet};
+use xtests::lab::{check_in, in_netns_on_runtime, require_root, run_in, TestNet};
 use xtests::{wait, ApiServer};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -99,12 +99,8 @@ async fn cross_node_routing(backend: Backend, tag: &str) -> Result<()> {
     let flags = NetworkFlags { backend, network_resync_period: Duration::from_millis(300), ..NetworkFlags::default() };
     let mut tasks = Vec::new();
     for (i, n) in NODES.iter().enumerate() {
-        let rt = tokio::runtime::Handle::current();
         let flags = flags.clone();
-        let network = in_netns(&hosts[i], move || {
-            let _entered = rt.enter();
-            Network::open(flags)
-        })??;
+        let network = in_netns_on_runtime(&hosts[i], move || Network::open(flags))??;
         tasks.push(tokio::spawn(network.run(client.clone(), n.name.to_string())));
     }
     let result = check_routing(backend, &nodes, &hosts, &pods).await;
@@ -165,6 +161,11 @@ async fn check_routing(backend: Backend, nodes: &Api<Node>, hosts: &[Netns], pod
         let mac = fdb.split_whitespace().next().context("no fdb entry on knet.1")?.to_string();
         check_in(&hosts[0], "bridge", &["fdb", "del", &mac, "dev", "knet.1"])?;
         until_ip(&hosts[0], &["neigh", "show", "dev", "knet.1"], &mac, true).await?;
+        // The VXLAN device keeps only its own address: a stray one goes, a removed one comes back.
+        hosts[0].ip(&["addr", "add", "10.99.0.1/32", "dev", "knet.1"])?;
+        hosts[0].ip(&["addr", "del", "10.244.1.0/32", "dev", "knet.1"])?;
+        until_ip(&hosts[0], &["-4", "addr", "show", "dev", "knet.1"], "inet 10.99.0.1/32", false).await?;
+        until_ip(&hosts[0], &["-4", "addr", "show", "dev", "knet.1"], "inet 10.244.1.0/32", true).await?;
         let h = hosts[0].clone();
         let mac2 = mac.clone();
         wait::until(TIMEOUT, "the fdb entry to come back", move || {

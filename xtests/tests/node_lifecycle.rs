@@ -155,6 +155,26 @@ spec:
     .await?;
     let (_, _, source) = wait_event(&host, "crash", "Pulled", "already present on machine").await?;
     assert_eq!(source, "kubelet");
+    // Repeats of one event are counted in the first Event (kubelet's correlator), not written again: three runs,
+    // one Pulled Event with a count of at least 3.
+    let api: Api<Event> = Api::namespaced(host.client().await?, "default");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pulled: Vec<Event> = api
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("crash") && e.reason.as_deref() == Some("Pulled"))
+            .collect();
+        assert_eq!(pulled.len(), 1, "{pulled:?}");
+        if pulled[0].count >= Some(3) {
+            assert!(pulled[0].last_timestamp > pulled[0].first_timestamp, "{pulled:?}");
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the Pulled event was not counted: {pulled:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Liveness: killed and restarted, with kubelet's events.
     host.wait_pod("default", "live", Duration::from_secs(30), "a liveness restart", |p| {
         status_of(p, "c").map(|s| s.restart_count).unwrap_or(0) >= 1

@@ -86,38 +86,9 @@ fn default_requests_to_limits(c: &mut Container) {
     }
 }
 
-/// The QoS class kube-apiserver records on create.
-fn qos_class(spec: &PodSpec) -> &'static str {
-    let containers: Vec<&Container> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
-    let compute = |name: &str| name == "cpu" || name == "memory";
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in containers {
-        let res = c.resources.clone().unwrap_or_default();
-        let requests = res.requests.unwrap_or_default();
-        let limits = res.limits.unwrap_or_default();
-        if requests.keys().chain(limits.keys()).any(|k| compute(k)) {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            match (requests.get(r), limits.get(r)) {
-                (Some(req), Some(lim)) if req == lim => {}
-                _ => guaranteed = false,
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 /// `PrepareForCreate`: a new Pod starts Pending with its QoS class.
 pub fn prepare_for_create(pod: &mut Pod) {
-    let qos = qos_class(pod.spec.as_ref().unwrap_or(&PodSpec::default()));
+    let qos = knet_apimachinery::qos::pod_qos_class(pod.spec.as_ref().unwrap_or(&PodSpec::default()));
     pod.status = Some(PodStatus { phase: Some("Pending".into()), qos_class: Some(qos.into()), ..Default::default() });
 }
 

@@ -6,21 +6,25 @@ use std::net::IpAddr;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
-use rtnetlink::Handle;
+use rtnetlink::{AddressGetRequest, Handle};
 
 use super::{nl, NetError};
 
+/// Every address of every link: the link's index and the address with its prefix length.
+pub async fn list_all(handle: &Handle) -> Result<Vec<(u32, IpNet)>, NetError> {
+    dump(handle.address().get(), "listing addresses".into()).await
+}
+
 /// The addresses on link `index`, with their prefix lengths.
 pub async fn list(handle: &Handle, index: u32) -> Result<Vec<IpNet>, NetError> {
-    let msgs: Vec<AddressMessage> = handle
-        .address()
-        .get()
-        .set_link_index_filter(index)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(nl(format!("listing the addresses of link #{index}")))?;
-    Ok(msgs.iter().filter_map(address_of).collect())
+    let req = handle.address().get().set_link_index_filter(index);
+    let all = dump(req, format!("listing the addresses of link #{index}")).await?;
+    Ok(all.into_iter().map(|(_, net)| net).collect())
+}
+
+async fn dump(req: AddressGetRequest, what: String) -> Result<Vec<(u32, IpNet)>, NetError> {
+    let msgs: Vec<AddressMessage> = req.execute().try_collect().await.map_err(nl(what))?;
+    Ok(msgs.iter().filter_map(|m| Some((m.header.index, address_of(m)?))).collect())
 }
 
 fn address_of(m: &AddressMessage) -> Option<IpNet> {

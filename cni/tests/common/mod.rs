@@ -5,13 +5,11 @@
 
 #![allow(dead_code)]
 
-pub mod netns;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use netns::Netns;
+use knet_component_base::netns::{self, Netns};
 use serde_json::{json, Value};
 
 /// Prefix of every namespace these tests create: `kncni-<pid>-<n>-…`.

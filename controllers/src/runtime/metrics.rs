@@ -2,16 +2,15 @@
 //! leadership, and every API write the process makes (counted in the kube client itself, so none escapes).
 
 use std::sync::atomic::{AtomicI64, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::text::encode;
+use knet_component_base::metrics::MetricsRegistry;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
@@ -36,7 +35,7 @@ struct EventLabels {
 }
 
 struct Inner {
-    registry: Mutex<Registry>,
+    registry: MetricsRegistry,
     reconciles: Family<ReconcileLabels, Counter>,
     latency: Family<ControllerLabels, Histogram>,
     queue_depth: Family<ControllerLabels, Gauge>,
@@ -61,42 +60,39 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every knet-controllers metric registered.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let reconciles = Family::<ReconcileLabels, Counter>::default();
-        let latency = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
-        });
-        let queue_depth = Family::<ControllerLabels, Gauge>::default();
-        let writes = Family::<WriteLabels, Counter>::default();
-        let events = Family::<EventLabels, Counter>::default();
-        let leader = Gauge::<i64, AtomicI64>::default();
-        let initial_sync = Family::<ControllerLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register("knet_controllers_reconcile", "Reconciles by controller and result", reconciles.clone());
-        registry.register("knet_controllers_reconcile_duration_seconds", "Reconcile latency", latency.clone());
-        registry.register("knet_controllers_queue_depth", "Keys waiting in each work queue", queue_depth.clone());
-        registry.register(
+        let mut registry = MetricsRegistry::new();
+        let reconciles = registry.register(
+            "knet_controllers_reconcile",
+            "Reconciles by controller and result",
+            Family::<ReconcileLabels, Counter>::default(),
+        );
+        let latency = registry.register(
+            "knet_controllers_reconcile_duration_seconds",
+            "Reconcile latency",
+            Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+            }),
+        );
+        let queue_depth =
+            registry.register("knet_controllers_queue_depth", "Keys waiting in each work queue", Family::default());
+        let writes = registry.register(
             "knet_controllers_api_writes",
             "API writes (create, update, patch, delete) by resource, counted in the client",
-            writes.clone(),
+            Family::default(),
         );
-        registry.register("knet_controllers_events", "Events published, by result", events.clone());
-        registry.register("knet_controllers_leader", "1 while this instance holds the leader lease", leader.clone());
-        registry.register(
+        let events = registry.register("knet_controllers_events", "Events published, by result", Family::default());
+        let leader = registry.register(
+            "knet_controllers_leader",
+            "1 while this instance holds the leader lease",
+            Gauge::default(),
+        );
+        let initial_sync = registry.register(
             "knet_controllers_initial_sync_seconds",
             "Seconds from a controller's start until every key of its initial full pass was reconciled once",
-            initial_sync.clone(),
+            Family::default(),
         );
         Metrics {
-            inner: Arc::new(Inner {
-                registry: Mutex::new(registry),
-                reconciles,
-                latency,
-                queue_depth,
-                writes,
-                events,
-                leader,
-                initial_sync,
-            }),
+            inner: Arc::new(Inner { registry, reconciles, latency, queue_depth, writes, events, leader, initial_sync }),
         }
     }
 
@@ -145,11 +141,7 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let registry = self.inner.registry.lock().unwrap_or_else(|e| e.into_inner());
-        // Writing to a String cannot fail.
-        let _ = encode(&mut out, &registry);
-        out
+        self.inner.registry.render()
     }
 }
 

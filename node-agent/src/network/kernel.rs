@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
-use ipnet::Ipv4Net;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use ipnet::{IpNet, Ipv4Net};
+use knet_cni::net::addr;
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol};
@@ -45,6 +45,9 @@ pub enum KernelError {
     BadUnderlay { name: String, problem: String },
     #[error("VXLAN device {0} was created but cannot be found")]
     VxlanMissing(String),
+    /// Listing or changing interface addresses (knet-cni's netlink address operations).
+    #[error(transparent)]
+    Address(#[from] knet_cni::net::NetError),
 }
 
 fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> KernelError {
@@ -109,16 +112,15 @@ impl Kernel {
 
     /// The underlay: `iface` if given, else the device holding `node_ip`; with the node IP's prefix and MTU.
     pub async fn underlay(&self, iface: Option<&str>, node_ip: Ipv4Addr) -> Result<Underlay, KernelError> {
-        let addrs: Vec<AddressMessage> =
-            self.handle.address().get().execute().try_collect().await.map_err(nl("listing addresses"))?;
-        let holding = addrs.iter().find(|a| address_of(a) == Some(IpAddr::V4(node_ip)));
+        let addrs = addr::list_all(&self.handle).await?;
+        let holding = addrs.iter().find(|(_, a)| a.addr() == IpAddr::V4(node_ip));
         let link = match iface {
             Some(name) => self
                 .link_by_name(name)
                 .await?
                 .ok_or_else(|| KernelError::BadUnderlay { name: name.to_string(), problem: "no such device".into() })?,
             None => {
-                let index = holding.ok_or(KernelError::NoUnderlay(node_ip))?.header.index;
+                let index = holding.ok_or(KernelError::NoUnderlay(node_ip))?.0;
                 self.links()
                     .await?
                     .into_iter()
@@ -128,7 +130,7 @@ impl Kernel {
         };
         let name = link_name(&link);
         // The node IP's prefix, from its address on this device (a /32 if it is elsewhere, e.g. a loopback).
-        let prefix = holding.filter(|a| a.header.index == link.header.index).map(|a| a.header.prefix_len).unwrap_or(32);
+        let prefix = holding.filter(|(i, _)| *i == link.header.index).map(|(_, a)| a.prefix_len()).unwrap_or(32);
         let address = Ipv4Net::new(node_ip, prefix)
             .map_err(|e| KernelError::BadUnderlay { name: name.clone(), problem: e.to_string() })?;
         let mtu = link
@@ -172,7 +174,7 @@ impl Kernel {
             let msg = LinkUnspec::new_with_index(index).mtu(dev.mtu).up().build();
             self.handle.link().set(msg).execute().await.map_err(nl(format!("setting {} up", dev.name)))?;
         }
-        self.ensure_only_address(index, &dev.name, dev.address).await?;
+        self.ensure_only_address(index, dev.address).await?;
         let mac = link
             .attributes
             .iter()
@@ -181,32 +183,14 @@ impl Kernel {
         Ok((index, mac))
     }
 
-    async fn ensure_only_address(&self, index: u32, name: &str, want: Ipv4Net) -> Result<(), KernelError> {
-        let addrs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(nl(format!("listing addresses of {name}")))?;
-        let mut present = false;
-        for a in addrs.into_iter().filter(|a| a.header.index == index) {
-            let is_want = address_of(&a) == Some(IpAddr::V4(want.addr())) && a.header.prefix_len == want.prefix_len();
-            if is_want {
-                present = true;
-            } else if a.header.family == AddressFamily::Inet {
-                self.handle.address().del(a).execute().await.map_err(nl(format!("removing an address of {name}")))?;
-            }
+    async fn ensure_only_address(&self, index: u32, want: Ipv4Net) -> Result<(), KernelError> {
+        let want = IpNet::V4(want);
+        let has = addr::list(&self.handle, index).await?;
+        for old in has.iter().filter(|a| a.addr().is_ipv4() && **a != want) {
+            addr::delete(&self.handle, index, *old).await?;
         }
-        if !present {
-            self.handle
-                .address()
-                .add(index, IpAddr::V4(want.addr()), want.prefix_len())
-                .execute()
-                .await
-                .map_err(nl(format!("adding {want} to {name}")))?;
+        if !has.contains(&want) {
+            addr::add(&self.handle, index, want, false).await?;
         }
         Ok(())
     }
@@ -435,18 +419,6 @@ fn vxlan_matches(link: &LinkMessage, dev: &VxlanDevice) -> bool {
         && has(&InfoVxlan::Local(dev.local))
         && has(&InfoVxlan::Port(dev.port))
         && has(&InfoVxlan::Link(dev.underlay_ifindex))
-}
-
-fn address_of(a: &AddressMessage) -> Option<IpAddr> {
-    a.attributes
-        .iter()
-        .find_map(|x| match x {
-            AddressAttribute::Local(ip) => Some(*ip),
-            _ => None,
-        })
-        .or_else(|| {
-            a.attributes.iter().find_map(|x| if let AddressAttribute::Address(ip) = x { Some(*ip) } else { None })
-        })
 }
 
 fn lladdr(n: &NeighbourMessage) -> Option<Mac> {

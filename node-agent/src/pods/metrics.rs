@@ -1,14 +1,13 @@
 //! The pod runtime's Prometheus metrics (kubelet-like names under `knet_node_`).
 
-use prometheus_client::encoding::text::encode;
+use knet_component_base::metrics::MetricsRegistry;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 
 /// The metrics.
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Seconds from a pod's first sync to all its containers running.
     pub pod_start_duration: Histogram,
     pub containers_started: Counter,
@@ -21,44 +20,54 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("knet_node");
-        let pod_start_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
-        let cni_add_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        let containers_started = Counter::default();
-        let sandboxes_created = Counter::default();
-        let sync_errors = Counter::default();
-        let running_pods = Gauge::default();
-        registry.register(
+        let mut registry = MetricsRegistry::with_prefix("knet_node");
+        let pod_start_duration = registry.register(
             "pod_start_duration_seconds",
             "Pod sync to all containers running",
-            pod_start_duration.clone(),
+            Histogram::new(exponential_buckets(0.01, 2.0, 14)),
         );
-        registry.register("cni_add_duration_seconds", "Duration of CNI ADD", cni_add_duration.clone());
-        registry.register("containers_started", "Containers started", containers_started.clone());
-        registry.register("sandboxes_created", "Pod sandboxes created", sandboxes_created.clone());
-        registry.register("pod_sync_errors", "Failed pod syncs", sync_errors.clone());
-        registry.register("running_pods", "Pods with a sandbox on this node", running_pods.clone());
+        let cni_add_duration = registry.register(
+            "cni_add_duration_seconds",
+            "Duration of CNI ADD",
+            Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+        );
         Metrics {
-            registry,
+            containers_started: registry.register("containers_started", "Containers started", Counter::default()),
+            sandboxes_created: registry.register("sandboxes_created", "Pod sandboxes created", Counter::default()),
+            sync_errors: registry.register("pod_sync_errors", "Failed pod syncs", Counter::default()),
+            running_pods: registry.register("running_pods", "Pods with a sandbox on this node", Gauge::default()),
             pod_start_duration,
-            containers_started,
-            sandboxes_created,
-            sync_errors,
-            running_pods,
             cni_add_duration,
+            registry,
         }
     }
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = encode(&mut out, &self.registry);
-        out
+        self.registry.render()
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_kubelet_like_names() {
+        let m = Metrics::new();
+        m.containers_started.inc();
+        m.running_pods.set(2);
+        m.cni_add_duration.observe(0.004);
+        let text = m.render();
+        assert!(text.contains("knet_node_containers_started_total 1\n"), "{text}");
+        assert!(text.contains("knet_node_running_pods 2\n"), "{text}");
+        assert!(text.contains("knet_node_cni_add_duration_seconds_count 1\n"), "{text}");
+        assert!(text.contains("# TYPE knet_node_pod_start_duration_seconds histogram\n"), "{text}");
     }
 }

@@ -238,35 +238,9 @@ fn condition(
     }
 }
 
-/// The pod's QoS class from its containers' requests and limits.
+/// The pod's QoS class from its containers' requests and limits (as the API server recorded it).
 pub fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = &pod.spec else { return "BestEffort" };
-    let all: Vec<_> = spec.containers.iter().chain(spec.init_containers.iter().flatten()).collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in all {
-        let r = c.resources.clone().unwrap_or_default();
-        let requests = r.requests.unwrap_or_default();
-        let limits = r.limits.unwrap_or_default();
-        for res in ["cpu", "memory"] {
-            let (req, lim) = (requests.get(res), limits.get(res));
-            if req.is_some() || lim.is_some() {
-                any = true;
-            }
-            match (req, lim) {
-                (_, None) => guaranteed = false,
-                (Some(q), Some(l)) if q != l => guaranteed = false,
-                _ => {}
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
+    pod.spec.as_ref().map_or("BestEffort", knet_apimachinery::qos::pod_qos_class)
 }
 
 /// The pod's status. `previous` (the status in the API) keeps transition times.

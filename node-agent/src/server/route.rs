@@ -52,39 +52,11 @@ pub fn route(path: &str) -> Route {
     }
 }
 
-/// Decoded `key=value` pairs of a query string, in order (repeated keys kept).
+/// Decoded `key=value` pairs of a query string, in order (repeated keys kept; `+` is a space, a malformed `%`
+/// sequence stays as it is).
 pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     let Some(q) = query else { return Vec::new() };
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 /// The first value of `key`.
@@ -156,6 +128,6 @@ mod tests {
             StreamOptions::from_query(&query_pairs(Some("command=ls"))).unwrap_err(),
             "you must specify at least 1 of stdin, stdout, stderr"
         );
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(query_pairs(Some("a=%zz%4&&b")), vec![("a".into(), "%zz%4".into()), ("b".into(), String::new())]);
     }
 }

@@ -108,6 +108,20 @@ pub struct ContainerEnv {
     pub skipped: Vec<String>,
 }
 
+/// Sets an `envFrom` source's `data` as `PREFIX<key>` variables, in key order; names that are not valid
+/// variable names are left out and listed in `skipped`.
+fn env_from(env: &mut EnvList, skipped: &mut Vec<String>, prefix: &str, mut data: Vec<(String, String)>) {
+    data.sort();
+    for (k, v) in data {
+        let name = format!("{prefix}{k}");
+        if valid_name(&name) {
+            env.set(name, v);
+        } else {
+            skipped.push(name);
+        }
+    }
+}
+
 /// Builds `container`'s environment (without the runtime's own HOSTNAME/PATH/HOME).
 pub fn container_env(
     ctx: &PodContext,
@@ -123,16 +137,7 @@ pub fn container_env(
         if let Some(r) = &from.config_map_ref {
             match sources.config_maps.get(&r.name).cloned().flatten() {
                 Some(cm) => {
-                    let mut data: Vec<(String, String)> = cm.data.unwrap_or_default().into_iter().collect();
-                    data.sort();
-                    for (k, v) in data {
-                        let name = format!("{prefix}{k}");
-                        if valid_name(&name) {
-                            env.set(name, v);
-                        } else {
-                            skipped.push(name);
-                        }
-                    }
+                    env_from(&mut env, &mut skipped, &prefix, cm.data.unwrap_or_default().into_iter().collect())
                 }
                 None if r.optional == Some(true) => {}
                 None => return Err(EnvError::ConfigMapNotFound(r.name.clone())),
@@ -141,21 +146,9 @@ pub fn container_env(
         if let Some(r) = &from.secret_ref {
             match sources.secrets.get(&r.name).cloned().flatten() {
                 Some(s) => {
-                    let mut data: Vec<(String, String)> = s
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                        .collect();
-                    data.sort();
-                    for (k, v) in data {
-                        let name = format!("{prefix}{k}");
-                        if valid_name(&name) {
-                            env.set(name, v);
-                        } else {
-                            skipped.push(name);
-                        }
-                    }
+                    let data = s.data.unwrap_or_default().into_iter();
+                    let data = data.map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect();
+                    env_from(&mut env, &mut skipped, &prefix, data)
                 }
                 None if r.optional == Some(true) => {}
                 None => return Err(EnvError::SecretNotFound(r.name.clone())),

@@ -14,13 +14,20 @@ pub fn mode(item: Option<i32>, default_mode: Option<i32>) -> u32 {
     item.or(default_mode).unwrap_or(DEFAULT_MODE) as u32 & 0o7777
 }
 
+/// The files of a secret or configMap source (`data`, `None` when the object is missing): nothing for a
+/// missing optional source, `not_found` for a missing required one, else the `items` (every key without them).
 fn select(
-    data: Vec<(String, Vec<u8>)>,
+    data: Option<Vec<(String, Vec<u8>)>>,
+    not_found: impl FnOnce() -> VolumeError,
     items: Option<&[KeyToPath]>,
     default_mode: Option<i32>,
     missing: impl Fn(String) -> VolumeError,
-    optional: bool,
+    optional: Option<bool>,
 ) -> Result<Payload, VolumeError> {
+    let optional = optional.unwrap_or(false);
+    let Some(data) = data else {
+        return if optional { Ok(Payload::new()) } else { Err(not_found()) };
+    };
     let mut out = Payload::new();
     match items {
         Some(items) if !items.is_empty() => {
@@ -51,16 +58,13 @@ pub fn secret(
     optional: Option<bool>,
     default_mode: Option<i32>,
 ) -> Result<Payload, VolumeError> {
-    let optional = optional.unwrap_or(false);
-    let Some(s) = secret else {
-        return if optional { Ok(Payload::new()) } else { Err(VolumeError::SecretNotFound(name.into())) };
-    };
-    let mut data: Vec<(String, Vec<u8>)> =
-        s.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
-    for (k, v) in s.string_data.clone().unwrap_or_default() {
-        data.push((k, v.into_bytes()));
-    }
-    select(data, items, default_mode, VolumeError::SecretKey, optional)
+    let data = secret.map(|s| {
+        let mut data: Vec<(String, Vec<u8>)> =
+            s.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        data.extend(s.string_data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+        data
+    });
+    select(data, || VolumeError::SecretNotFound(name.into()), items, default_mode, VolumeError::SecretKey, optional)
 }
 
 /// A configMap volume's files (`data` and `binaryData`).
@@ -71,14 +75,14 @@ pub fn config_map(
     optional: Option<bool>,
     default_mode: Option<i32>,
 ) -> Result<Payload, VolumeError> {
-    let optional = optional.unwrap_or(false);
-    let Some(cm) = cm else {
-        return if optional { Ok(Payload::new()) } else { Err(VolumeError::ConfigMapNotFound(name.into())) };
-    };
-    let mut data: Vec<(String, Vec<u8>)> =
-        cm.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-    data.extend(cm.binary_data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
-    select(data, items, default_mode, VolumeError::ConfigMapKey, optional)
+    let data = cm.map(|cm| {
+        let mut data: Vec<(String, Vec<u8>)> =
+            cm.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+        data.extend(cm.binary_data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+        data
+    });
+    let not_found = || VolumeError::ConfigMapNotFound(name.into());
+    select(data, not_found, items, default_mode, VolumeError::ConfigMapKey, optional)
 }
 
 /// A downwardAPI volume's files.

@@ -1,6 +1,7 @@
 //! Named network namespaces, the way `ip netns` makes them (`/run/netns/NAME`, bind-mounted), and processes
 //! started inside one. Only the network namespace is entered: the process keeps the machine's mount namespace,
 //! so mounts it makes (pod namespaces, overlays) are visible to — and removable by — the lab from outside.
+//! Used by the lab, the test harness and knet-cni's tests and benchmark.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -89,6 +90,20 @@ impl Netns {
     }
 }
 
+/// Deletes the namespaces named `PREFIX<pid>-…` whose creating process is gone (leftovers of a killed test or
+/// benchmark run). Best effort: a namespace that cannot be deleted is left for the next sweep.
+pub fn sweep(prefix: &str) {
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else { return };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Netns::named(name).delete();
+        }
+    }
+}
+
 /// Runs `ip ARGS…` in the calling process's namespace, failing with its stderr.
 pub fn run_ip(args: &[&str]) -> Result<String, NetnsError> {
     let command = format!("ip {}", args.join(" "));
@@ -100,4 +115,43 @@ pub fn run_ip(args: &[&str]) -> Result<String, NetnsError> {
         return Err(NetnsError::Failed { command, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Root and `ip` are needed; in CI (`CI=true`) not having them fails the test.
+    fn can_run(test: &str) -> bool {
+        let root = nix::unistd::Uid::effective().is_root();
+        let ip = Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success());
+        if root && ip {
+            return true;
+        }
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{test}: needs root and iproute2, and CI=true");
+        eprintln!("skipping {test}: needs root and iproute2 (`ip`)");
+        false
+    }
+
+    #[test]
+    fn sweep_deletes_only_namespaces_of_dead_processes() {
+        if !can_run("sweep_deletes_only_namespaces_of_dead_processes") {
+            return;
+        }
+        let mut child = Command::new("true").spawn().expect("spawning true");
+        let dead = child.id();
+        child.wait().expect("waiting for true");
+        let prefix = "kcbsweep-";
+        let gone = Netns::create(format!("{prefix}{dead}-a")).expect("creating a namespace");
+        let alive = Netns::create(format!("{prefix}{}-b", std::process::id())).expect("creating a namespace");
+        let other = Netns::create(format!("kcbother-{dead}-c")).expect("creating a namespace");
+        sweep(prefix);
+        let (gone_left, alive_left, other_left) = (gone.exists(), alive.exists(), other.exists());
+        for ns in [&gone, &alive, &other] {
+            ns.delete().expect("deleting a test namespace");
+        }
+        assert!(!gone_left, "the dead process's namespace is swept");
+        assert!(alive_left && other_left, "a live process's namespace and another prefix's are kept");
+        assert!(!alive.exists());
+    }
 }
