@@ -15,4 +15,5 @@ pub mod fields;
 pub mod labels;
 pub mod patch;
 pub mod qos;
+pub mod quantity;
 pub mod validation;

@@ -8,7 +8,7 @@ const COMPUTE: [&str; 2] = ["cpu", "memory"];
 
 /// `BestEffort` when no container requests or limits cpu or memory; `Guaranteed` when every container has cpu
 /// and memory limits equal to its requests (a missing request counts as its limit, as defaulting makes it);
-/// else `Burstable`. Quantities are compared as written.
+/// else `Burstable`. Quantities are compared by value ("1" equals "1000m").
 pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     let mut any = false;
     let mut guaranteed = true;
@@ -21,7 +21,7 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
             any |= request.is_some() || limit.is_some();
             match (request, limit) {
                 (_, None) => guaranteed = false,
-                (Some(request), Some(limit)) if request != limit => guaranteed = false,
+                (Some(request), Some(limit)) if !same_quantity(&request.0, &limit.0) => guaranteed = false,
                 _ => {}
             }
         }
@@ -32,6 +32,13 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
         "Guaranteed"
     } else {
         "Burstable"
+    }
+}
+
+fn same_quantity(a: &str, b: &str) -> bool {
+    match (crate::quantity::parse_milli(a), crate::quantity::parse_milli(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
     }
 }
 
@@ -63,6 +70,8 @@ mod tests {
         assert_eq!(qos(json!([{"name": "a", "resources": {"requests": {"cpu": "100m"}}}]), json!([])), "Burstable");
         let unequal = json!({"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}});
         assert_eq!(qos(json!([{"name": "a", "resources": unequal}]), json!([])), "Burstable");
+        let same = json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1024Mi"}});
+        assert_eq!(qos(json!([{"name": "a", "resources": same}]), json!([])), "Guaranteed");
         // Every container counts, init containers too.
         assert_eq!(qos(json!([{"name": "a", "resources": full}]), json!([{"name": "i"}])), "Burstable");
         assert_eq!(
