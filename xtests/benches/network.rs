@@ -1,42 +1,53 @@
-//! Cross-node throughput of issue 4: iperf3 TCP between two fake pods on different nodes against iperf3
-//! between the two nodes themselves, in the same run, for host-gw and VXLAN (goal: pod-to-pod ≥ 90% of
-//! node-to-node). Nodes are network namespaces on a test bridge running knet's cross-node routing in-process
-//! (as the routing tests do); pods are namespaces behind a veth with the backend's pod MTU. Needs root, a
-//! `knet-apiserver` binary and iperf3. Each figure is the median of `RUNS` runs of `SECONDS` seconds.
+//! Cross-node throughput of issue 4 on a real 2-worker lab (`knet-lab up`, knet-cni): iperf3 TCP from a pod on
+//! worker-1 to a pod on worker-2 against iperf3 from worker-1 to worker-2 themselves (the underlay), in the same
+//! run, for host-gw and VXLAN (goal: pod-to-pod ≥ 90% of node-to-node). The pods are real knet pods (iperf3 run
+//! as the container's command, the client through `kubectl exec`); the nodes' iperf3 runs on the lab hosts
+//! (`knet-lab exec`). Needs root, the release binaries (`cargo build --release --bins`) and iperf3. Each figure
+//! is the median of `RUNS` runs of `SECONDS` seconds, node and pod runs interleaved.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use k8s_openapi::api::core::v1::Node;
-use knet_lab::netns::Netns;
-use knet_node_agent::network::{pod_mtu, Backend, Network, NetworkFlags};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use xtests::lab::{check_in, in_netns_on_runtime, require_root, run_in, TestNet};
-use xtests::ApiServer;
+use xtests::e2e::{ok, wait_ready};
+use xtests::lab::{require_root, Lab, LabOptions};
+use xtests::Kubectl;
 
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 const SECONDS: u32 = 4;
-const NODES: [(&str, &str, &str, &str); 2] = [
-    ("node-a", "192.168.56.11", "10.244.1.0/24", "10.244.1.5"),
-    ("node-b", "192.168.56.12", "10.244.2.0/24", "10.244.2.5"),
-];
+const WORKER_2_IP: &str = "192.168.56.12";
 
-/// One iperf3 run from `client` to `server_ip` (server in `server`): Gbit/s received.
-fn iperf(server: &Netns, client: &Netns, server_ip: &str) -> Result<f64> {
-    let mut srv =
-        server.command("iperf3")?.args(["-s", "-1", "-p", "5201"]).stdout(std::process::Stdio::null()).spawn()?;
-    std::thread::sleep(Duration::from_millis(300));
-    let result =
-        run_in(client, "iperf3", &["-c", server_ip, "-p", "5201", "-t", &SECONDS.to_string(), "-O", "1", "-J"]);
-    let _ = srv.kill();
-    let _ = srv.wait();
-    let (ok, out, err) = result?;
-    if !ok {
-        bail!("iperf3 to {server_ip} failed: {out}{err}");
-    }
-    let json: serde_json::Value = serde_json::from_str(&out).context("iperf3 -J output")?;
-    let bps = json["end"]["sum_received"]["bits_per_second"].as_f64().context("no sum_received in iperf3 output")?;
+/// Gbit/s received, from iperf3's JSON.
+fn received(json: &str) -> Result<f64> {
+    let v: serde_json::Value = serde_json::from_str(json).context("iperf3 -J output")?;
+    let bps = v["end"]["sum_received"]["bits_per_second"].as_f64().context("no sum_received in iperf3 output")?;
     Ok(bps / 1e9)
+}
+
+fn iperf_args(server: &str, port: &str) -> Vec<String> {
+    ["iperf3", "-c", server, "-p", port, "-t", &SECONDS.to_string(), "-O", "1", "-J"].map(String::from).to_vec()
+}
+
+/// node-to-node: an iperf3 server on worker-2 for one test, the client on worker-1.
+fn node_run(lab: &Lab) -> Result<f64> {
+    let (started, out, err) = lab.exec("worker-2", &["iperf3", "-s", "-1", "-D", "-p", "5202"])?;
+    if !started {
+        bail!("iperf3 server on worker-2: {out}{err}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let args = iperf_args(WORKER_2_IP, "5202");
+    let (ok, out, err) = lab.exec("worker-1", &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    if !ok {
+        bail!("iperf3 worker-1 → worker-2: {out}{err}");
+    }
+    received(&out)
+}
+
+/// pod-to-pod: the client pod execs iperf3 against the server pod (which serves forever).
+fn pod_run(k: &Kubectl, server_ip: &str) -> Result<f64> {
+    let mut args = vec!["exec".to_string(), "client".into(), "--".into()];
+    args.extend(iperf_args(server_ip, "5201"));
+    let out = ok(k, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    received(&out)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -44,61 +55,48 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn measure(backend: Backend, tag: &str) -> Result<(f64, f64)> {
-    let server = ApiServer::start().await?;
-    let client = server.client().await?;
-    let nodes: Api<Node> = Api::all(client.clone());
-    let mut net = TestNet::new(tag)?;
-    let mtu = pod_mtu(backend, 1500).to_string();
-    let mut hosts = Vec::new();
-    let mut pods = Vec::new();
-    for (i, (name, ip, cidr, pod_ip)) in NODES.iter().enumerate() {
-        let host = net.host(&format!("n{i}"), format!("{ip}/24").parse()?)?;
-        let pod = net.pod(&host, &format!("p{i}"), "vpod", cidr.parse()?, pod_ip.parse()?)?;
-        host.ip(&["link", "set", "vpod", "mtu", &mtu])?;
-        pod.ip(&["link", "set", "eth0", "mtu", &mtu])?;
-        let node: Node =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": {"podCIDR": cidr}}))?;
-        nodes.create(&PostParams::default(), &node).await?;
-        let status = serde_json::json!({"status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
-        nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await?;
-        hosts.push(host);
-        pods.push(pod);
-    }
-    let flags = NetworkFlags { backend, ..NetworkFlags::default() };
-    let mut tasks = Vec::new();
-    for (i, (name, ..)) in NODES.iter().enumerate() {
-        let flags = flags.clone();
-        let network = in_netns_on_runtime(&hosts[i], move || Network::open(flags))??;
-        tasks.push(tokio::spawn(network.run(client.clone(), name.to_string())));
-    }
-    // Routes in place: pod a reaches pod b.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if check_in(&pods[0], "ip", &["route", "get", NODES[1].3]).is_ok()
-            && check_in(&hosts[0], "ip", &["route", "show", NODES[1].2]).map(|r| !r.is_empty()).unwrap_or(false)
-        {
-            break;
-        }
-        if std::time::Instant::now() > deadline {
-            bail!("routes never appeared");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (hosts2, pods2) = (hosts.clone(), pods.clone());
-    let result = tokio::task::spawn_blocking(move || -> Result<(f64, f64)> {
+const PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: server}
+spec:
+  nodeName: worker-2
+  containers:
+  - {name: iperf3, image: busybox, command: ["/usr/bin/iperf3", "-s", "-p", "5201"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: worker-1
+  containers:
+  - {name: c, image: busybox, command: ["sleep", "100000"]}
+"#;
+
+async fn measure(backend: &str) -> Result<(f64, f64)> {
+    let opts = LabOptions { backend: backend.into(), ..LabOptions::default() };
+    let mut lab = Lab::up(opts).await?;
+    let result = async {
+        let k = lab.kubectl();
+        k.apply_yaml(PODS)?.ok()?;
+        wait_ready(&k, "default", &["pod/server", "pod/client"], Duration::from_secs(60)).await?;
+        let server_ip = ok(&k, &["get", "pod", "server", "-o", "jsonpath={.status.podIP}"])?;
+        let lab_ref = &lab;
         let mut node_runs = Vec::new();
         let mut pod_runs = Vec::new();
         for _ in 0..RUNS {
-            node_runs.push(iperf(&hosts2[1], &hosts2[0], NODES[1].1)?);
-            pod_runs.push(iperf(&pods2[1], &pods2[0], NODES[1].3)?);
+            node_runs.push(node_run(lab_ref)?);
+            pod_runs.push(pod_run(&k, &server_ip)?);
         }
+        println!(
+            "{backend:>8}: runs node {:?} pod {:?}",
+            node_runs.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>(),
+            pod_runs.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>()
+        );
         Ok((median(node_runs), median(pod_runs)))
-    })
-    .await?;
-    for t in &tasks {
-        t.abort();
     }
+    .await;
+    lab.down()?;
     result
 }
 
@@ -107,9 +105,12 @@ async fn main() -> Result<()> {
     if !require_root("network benchmark") {
         return Ok(());
     }
-    println!("cross-node iperf3 TCP, median of {RUNS} runs of {SECONDS}s (goal: pod-to-pod >= 90% of node-to-node)");
-    for (backend, tag) in [(Backend::HostGw, "bh"), (Backend::Vxlan, "bv")] {
-        let (node, pod) = measure(backend, tag).await?;
+    println!(
+        "cross-node iperf3 TCP on a 2-worker lab, median of {RUNS} runs of {SECONDS}s \
+         (goal: pod-to-pod >= 90% of node-to-node)"
+    );
+    for backend in ["host-gw", "vxlan"] {
+        let (node, pod) = measure(backend).await?;
         println!(
             "{backend:>8}: node-to-node {node:.2} Gbit/s, pod-to-pod across nodes {pod:.2} Gbit/s = {:.0}% {}",
             100.0 * pod / node,
