@@ -3,7 +3,8 @@
 //! run, for host-gw and VXLAN (goal: pod-to-pod ≥ 90% of node-to-node). The pods are real knet pods (iperf3 run
 //! as the container's command, the client through `kubectl exec`); the nodes' iperf3 runs on the lab hosts
 //! (`knet-lab exec`). Needs root, the release binaries (`cargo build --release --bins`) and iperf3. Each figure
-//! is the median of `RUNS` runs of `SECONDS` seconds, node and pod runs interleaved.
+//! is the median of `RUNS` runs of `SECONDS` seconds, node and pod runs interleaved, iperf3's client pinned to
+//! CPU 0 and its server to CPU 1 in both.
 
 use std::time::Duration;
 
@@ -24,12 +25,16 @@ fn received(json: &str) -> Result<f64> {
 }
 
 fn iperf_args(server: &str, port: &str) -> Vec<String> {
-    ["iperf3", "-c", server, "-p", port, "-t", &SECONDS.to_string(), "-O", "1", "-J"].map(String::from).to_vec()
+    // The client on CPU 0 and the server on CPU 1, in both shapes, so run-to-run placement does not decide.
+    ["taskset", "-c", "0", "iperf3", "-c", server, "-p", port, "-t", &SECONDS.to_string(), "-O", "1", "-J"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// node-to-node: an iperf3 server on worker-2 for one test, the client on worker-1.
 fn node_run(lab: &Lab) -> Result<f64> {
-    let (started, out, err) = lab.exec("worker-2", &["iperf3", "-s", "-1", "-D", "-p", "5202"])?;
+    let (started, out, err) =
+        lab.exec("worker-2", &["taskset", "-c", "1", "iperf3", "-s", "-1", "-D", "-p", "5202"])?;
     if !started {
         bail!("iperf3 server on worker-2: {out}{err}");
     }
@@ -62,7 +67,7 @@ metadata: {name: server}
 spec:
   nodeName: worker-2
   containers:
-  - {name: iperf3, image: busybox, command: ["/usr/bin/iperf3", "-s", "-p", "5201"]}
+  - {name: iperf3, image: busybox, command: ["/usr/bin/taskset", "-c", "1", "/usr/bin/iperf3", "-s", "-p", "5201"]}
 ---
 apiVersion: v1
 kind: Pod
