@@ -137,6 +137,14 @@ async fn run(cfg: Config) -> Result<()> {
     });
 
     let layout = Layout::new(&root_dir);
+    match pods::layout::mount_pods_tmpfs(&layout.pods_dir()) {
+        Ok(state) => {
+            tracing::info!(node = %node_name, pods_dir = %layout.pods_dir().display(), ?state, "pod state directory")
+        }
+        Err(e) => {
+            tracing::warn!(node = %node_name, error = %e, "mounting a tmpfs for the pod state failed; it stays on disk")
+        }
+    }
     let exe = std::env::current_exe().context("finding this executable")?;
     let agnhost =
         cfg.pods.agnhost_path.clone().or_else(|| exe.parent().map(|d| d.join("agnhost")).filter(|p| p.is_file()));

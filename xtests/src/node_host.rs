@@ -517,15 +517,25 @@ impl NodeHost {
             .collect())
     }
 
-    /// Mount points under the agent's root dir.
+    /// Mount points under the agent's root dir that belong to pods (not the agent's own `pods/` tmpfs).
     pub fn mounts_under_root(&self) -> Vec<String> {
         let root = self.root_dir().display().to_string();
+        let pods_dir = self.root_dir().join("pods").display().to_string();
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root))
+            .filter(|m| m.starts_with(&root) && *m != pods_dir)
             .collect()
+    }
+
+    /// Whether the agent keeps its pod state on a tmpfs at `<root>/pods`.
+    pub fn pods_dir_is_tmpfs(&self) -> bool {
+        let pods_dir = self.root_dir().join("pods").display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.get(4) == Some(&pods_dir.as_str()) && l.split(" - ").nth(1).is_some_and(|t| t.starts_with("tmpfs "))
+        })
     }
 
     /// Holder and shim processes of this node's root dir.

@@ -1,7 +1,7 @@
 //! Where the pod runtime keeps things, all under `--root-dir` so several agents can share a machine (the lab):
 //! `pods/<uid>/` (records, volumes, sandbox mount points), `netns/<uid>` (pinned network namespaces),
 //! `logs/<ns>_<name>_<uid>/<container>/<restart>.log` (CRI logs), `sock/` (attach sockets), `images/`
-//! (busybox applet links).
+//! (busybox applet links). `pods/` is a tmpfs the agent mounts (see [`mount_pods_tmpfs`]).
 
 use std::path::{Path, PathBuf};
 
@@ -68,9 +68,62 @@ impl Layout {
     }
 }
 
+/// What happened to `pods/` at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodsDir {
+    /// Mounted now (it was empty or missing).
+    Mounted,
+    /// Already a mount point (a previous agent mounted it; its pods are adopted from it).
+    AlreadyMounted,
+    /// Left on the root dir's filesystem: it holds pods of an agent that ran without the tmpfs.
+    KeptOnDisk,
+}
+
+/// Mounts a tmpfs at `pods_dir`, where the runtime keeps its per-pod records, instance state and volumes —
+/// transient state, as containerd keeps its own under `/run`. Pods do not outlive a reboot, so neither need their
+/// records; and creating and deleting dozens of small files per pod on a disk filesystem was a quarter of all CPU
+/// in a burst of pod starts (BENCHMARKS.md). A directory that already holds pods is left as it is.
+pub fn mount_pods_tmpfs(pods_dir: &Path) -> std::io::Result<PodsDir> {
+    std::fs::create_dir_all(pods_dir)?;
+    if is_mount_point(pods_dir) {
+        return Ok(PodsDir::AlreadyMounted);
+    }
+    if std::fs::read_dir(pods_dir)?.next().is_some() {
+        return Ok(PodsDir::KeptOnDisk);
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        pods_dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0700"),
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(PodsDir::Mounted)
+}
+
+/// Whether `path` is a mount point in this process's mount namespace.
+fn is_mount_point(path: &Path) -> bool {
+    let want = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| Path::new(m) == want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pods_dir_with_pods_of_an_earlier_agent_stays_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let pods = dir.path().join("pods");
+        std::fs::create_dir_all(pods.join("some-uid")).unwrap();
+        assert_eq!(mount_pods_tmpfs(&pods).unwrap(), PodsDir::KeptOnDisk);
+        assert!(!is_mount_point(&pods));
+    }
 
     #[test]
     fn paths() {
