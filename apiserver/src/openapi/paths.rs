@@ -344,30 +344,9 @@ pub(super) fn resource_paths(res: &ResourceInfo) -> Vec<(String, Value)> {
                     gvk: gvk.clone(),
                 };
                 m.insert("get".into(), op.into_value(res));
-                m.insert("parameters".into(), scope_params(vec![name_param(k)]));
-                out.push((format!("{collection}/{{name}}/{sub}"), Value::Object(m)));
-                continue;
             }
-            "token" => {
-                let op = Op {
-                    id: format!("create{g}{ns}{k}Token"),
-                    description: format!("create token of a {k}"),
-                    action: "post",
-                    params: write_params(),
-                    body: Some(body(&sub_obj, &["*/*"])),
-                    responses: responses(
-                        &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
-                        &sub_obj,
-                        RESPONSE_TYPES,
-                    ),
-                    gvk: sub_gvk,
-                };
-                m.insert("post".into(), op.into_value(res));
-                m.insert("parameters".into(), scope_params(vec![name_param(sub_kind)]));
-                out.push((format!("{collection}/{{name}}/{sub}"), Value::Object(m)));
-                continue;
-            }
-            "binding" => {
+            // Created, never read: the Binding of a pod, the TokenRequest of a ServiceAccount.
+            "binding" | "token" => {
                 let op = Op {
                     id: format!("create{g}{ns}{k}{cap}"),
                     description: format!("create {sub} of a {k}"),
