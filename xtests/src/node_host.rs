@@ -519,23 +519,18 @@ impl NodeHost {
 
     /// Mount points under the agent's root dir that belong to pods (not the agent's own `pods/` tmpfs).
     pub fn mounts_under_root(&self) -> Vec<String> {
-        let root = self.root_dir().display().to_string();
-        let pods_dir = self.root_dir().join("pods").display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&root) && *m != pods_dir)
+        let (root, pods_dir) = (self.root_dir(), self.root_dir().join("pods"));
+        knet_lab::procs::mounts()
+            .into_iter()
+            .filter(|m| m.mount_point.starts_with(&root) && m.mount_point != pods_dir)
+            .map(|m| m.mount_point.display().to_string())
             .collect()
     }
 
     /// Whether the agent keeps its pod state on a tmpfs at `<root>/pods`.
     pub fn pods_dir_is_tmpfs(&self) -> bool {
-        let pods_dir = self.root_dir().join("pods").display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().any(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            f.get(4) == Some(&pods_dir.as_str()) && l.split(" - ").nth(1).is_some_and(|t| t.starts_with("tmpfs "))
-        })
+        let pods_dir = self.root_dir().join("pods");
+        knet_lab::procs::mounts().iter().any(|m| m.mount_point == pods_dir && m.fs_type == "tmpfs")
     }
 
     /// Holder and shim processes of this node's root dir.
@@ -560,14 +555,13 @@ fn runtime_processes_under(root: &Path) -> Vec<u32> {
 }
 
 fn unmount_under(prefix: &str) {
-    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| m.starts_with(prefix))
+    let mounts: Vec<PathBuf> = knet_lab::procs::mounts()
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|m| m.display().to_string().starts_with(prefix))
         .collect();
     for m in mounts.iter().rev() {
-        let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        let _ = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
@@ -597,10 +591,9 @@ fn sweep_leftovers() {
             }
         }
     }
-    for m in std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
-        let Some(point) = m.split(' ').nth(4) else { continue };
-        let p = Path::new(point);
-        let ours = p.strip_prefix(&tmp).ok().and_then(|r| r.components().next()).map(|c| tmp.join(c.as_os_str()));
+    for m in knet_lab::procs::mounts() {
+        let point = m.mount_point.as_path();
+        let ours = point.strip_prefix(&tmp).ok().and_then(|r| r.components().next()).map(|c| tmp.join(c.as_os_str()));
         if let Some(dir) = ours {
             if dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with(DIR_PREFIX))
                 && !dir.join("root").exists()

@@ -102,8 +102,8 @@ pub fn mount_pods_tmpfs(pods_dir: &Path) -> std::io::Result<PodsDir> {
     Ok(PodsDir::Mounted)
 }
 
-/// Whether `path` is a mount point in this process's mount namespace.
-fn is_mount_point(path: &Path) -> bool {
+/// Whether `path` is a mount point in this process's mount namespace (from `/proc/self/mountinfo`).
+pub fn is_mount_point(path: &Path) -> bool {
     let want = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()

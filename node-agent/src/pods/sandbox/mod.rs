@@ -164,9 +164,7 @@ pub async fn stop(holder: &ProcessId) {
     }
 }
 
-/// Whether `path` is a mount point of a network namespace (`nsfs`), from this process's mountinfo.
+/// Whether `path` is pinned: a mount point (of the namespace bind mount [`pin_netns`] makes).
 pub fn is_pinned(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    let want = path.display().to_string();
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    super::layout::is_mount_point(path)
 }
