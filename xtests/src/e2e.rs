@@ -181,12 +181,7 @@ impl LabHost {
 
     /// What the node holds now.
     pub fn state(&self) -> Result<NodeState> {
-        let links = self.netns.ip(&["-o", "link", "show", "type", "veth"])?;
-        let mut veths: Vec<String> = links
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .collect();
+        let mut veths = crate::node_host::link_names(&self.netns, &["type", "veth"])?;
         veths.sort();
         let mut mounts: Vec<String> = knet_lab::procs::mounts()
             .into_iter()
@@ -329,19 +324,13 @@ fn list_dir(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
 }
 
-/// Holder and shim processes (`knet-node-agent __sandbox|__shim SPEC…`) whose spec lies under `dir`.
+/// Holder and shim processes whose spec lies under `dir` and that still run (`PID SUBCOMMAND`).
 fn runtime_processes_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in list_dir(Path::new("/proc")) {
-        let Some(pid) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(cmdline) = std::fs::read(p.join("cmdline")) else { continue };
-        let args = split_nul(&cmdline);
-        let ours =
-            args.len() >= 3 && (args[1] == "__sandbox" || args[1] == "__shim") && Path::new(&args[2]).starts_with(dir);
-        if ours && ProcessIdentity::of(pid).is_some() {
-            out.push(format!("{pid} {}", args[1]));
-        }
-    }
+    let mut out: Vec<String> = crate::node_host::runtime_processes_under(dir)
+        .into_iter()
+        .filter(|(pid, _)| ProcessIdentity::of(*pid).is_some())
+        .map(|(pid, kind)| format!("{pid} {kind}"))
+        .collect();
     out.sort();
     out
 }

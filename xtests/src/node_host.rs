@@ -509,12 +509,7 @@ impl NodeHost {
 
     /// Interface names in the node's namespace.
     pub fn node_links(&self) -> Result<Vec<String>> {
-        let text = self.netns.ip(&["-o", "link", "show"])?;
-        Ok(text
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .collect())
+        link_names(&self.netns, &[])
     }
 
     /// Mount points under the agent's root dir that belong to pods (not the agent's own `pods/` tmpfs).
@@ -535,23 +530,36 @@ impl NodeHost {
 
     /// Holder and shim processes of this node's root dir.
     pub fn runtime_processes(&self) -> Vec<u32> {
-        runtime_processes_under(&self.root_dir())
+        runtime_processes_under(&self.root_dir()).into_iter().map(|(pid, _)| pid).collect()
     }
 }
 
 /// Pids of holder/shim processes whose spec lies under `root`.
-fn runtime_processes_under(root: &Path) -> Vec<u32> {
-    let prefix = root.display().to_string();
+/// Holder and shim processes (`knet-node-agent __sandbox|__shim SPEC…`) whose spec lies under `root`: pid and
+/// subcommand.
+pub(crate) fn runtime_processes_under(root: &Path) -> Vec<(u32, String)> {
     let mut out = Vec::new();
     for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.len() >= 3 && (args[1] == "__sandbox" || args[1] == "__shim") && args[2].starts_with(&prefix) {
-            out.push(pid);
+        if args.len() >= 3 && (args[1] == "__sandbox" || args[1] == "__shim") && Path::new(&args[2]).starts_with(root) {
+            out.push((pid, args[1].clone()));
         }
     }
     out
+}
+
+/// The names of the links `ip -o link show ARGS…` lists in `ns` (without the `@peer` suffix).
+pub(crate) fn link_names(ns: &Netns, args: &[&str]) -> Result<Vec<String>> {
+    let mut cmd = vec!["-o", "link", "show"];
+    cmd.extend_from_slice(args);
+    let text = ns.ip(&cmd)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect())
 }
 
 fn unmount_under(prefix: &str) {
@@ -566,7 +574,7 @@ fn unmount_under(prefix: &str) {
 }
 
 fn kill_runtime_under(root: &Path) {
-    for pid in runtime_processes_under(root) {
+    for (pid, _) in runtime_processes_under(root) {
         let _ = process::signal(pid, process::SIGKILL);
     }
 }
