@@ -621,11 +621,15 @@ spec:
         let leases = c.ctrl.metric_sum("knet_controllers_api_writes_total", &[("resource", "leases")]).await?;
         anyhow::Ok(all - leases)
     };
+    // Settled: no write over two windows in a row (one window was too short on a loaded machine: a late status
+    // write then landed in the measured interval).
     let mut before = writes().await?;
+    let mut quiet = 0;
     for attempt in 0.. {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let now = writes().await?;
-        if now == before {
+        quiet = if now == before { quiet + 1 } else { 0 };
+        if quiet == 2 {
             break;
         }
         if attempt > 20 {
