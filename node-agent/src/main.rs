@@ -137,12 +137,11 @@ async fn run(cfg: Config) -> Result<()> {
     });
 
     let layout = Layout::new(&root_dir);
-    match pods::layout::mount_pods_tmpfs(&layout.pods_dir()) {
-        Ok(state) => {
-            tracing::info!(node = %node_name, pods_dir = %layout.pods_dir().display(), ?state, "pod state directory")
-        }
-        Err(e) => {
-            tracing::warn!(node = %node_name, error = %e, "mounting a tmpfs for the pod state failed; it stays on disk")
+    for dir in pods::layout::transient_dirs(&layout, &network.state_dirs()) {
+        match pods::layout::mount_state_tmpfs(&dir) {
+            Ok(state) => tracing::info!(node = %node_name, dir = %dir.display(), ?state, "pod state directory"),
+            Err(e) => tracing::warn!(node = %node_name, dir = %dir.display(), error = %e,
+                "mounting a tmpfs for pod state failed; it stays on disk"),
         }
     }
     let exe = std::env::current_exe().context("finding this executable")?;

@@ -152,7 +152,12 @@ async fn main() -> Result<()> {
         "pod start latency on one node, {PODS} pods (busybox sleep), CNI plugin {:?}",
         xtests::node_host::Plugin::from_env()
     );
+    // KNET_BENCH_ROUNDS=burst (or =one) runs one shape only, e.g. to profile it.
+    let only = std::env::var("KNET_BENCH_ROUNDS").unwrap_or_default();
     for (label, burst) in [("one at a time", false), ("burst of 100", true)] {
+        if (only == "burst" && !burst) || (only == "one" && burst) {
+            continue;
+        }
         let (running, scheduled) = run_round(&host, if burst { "burst" } else { "seq" }, burst).await?;
         println!("{label}:");
         println!("  create → scheduled (baseline): {}", summary(scheduled));

@@ -514,18 +514,28 @@ impl NodeHost {
 
     /// Mount points under the agent's root dir that belong to pods (not the agent's own `pods/` tmpfs).
     pub fn mounts_under_root(&self) -> Vec<String> {
-        let (root, pods_dir) = (self.root_dir(), self.root_dir().join("pods"));
+        let (root, state) = (self.root_dir(), self.state_dirs());
         knet_lab::procs::mounts()
             .into_iter()
-            .filter(|m| m.mount_point.starts_with(&root) && m.mount_point != pods_dir)
+            .filter(|m| m.mount_point.starts_with(&root) && !(m.fs_type == "tmpfs" && state.contains(&m.mount_point)))
             .map(|m| m.mount_point.display().to_string())
             .collect()
     }
 
-    /// Whether the agent keeps its pod state on a tmpfs at `<root>/pods`.
-    pub fn pods_dir_is_tmpfs(&self) -> bool {
-        let pods_dir = self.root_dir().join("pods");
-        knet_lab::procs::mounts().iter().any(|m| m.mount_point == pods_dir && m.fs_type == "tmpfs")
+    /// The directories the agent keeps on tmpfs mounts of its own while it runs (pod records, netns pins,
+    /// attach sockets, logs, CNI leases and result cache).
+    pub fn state_dirs(&self) -> Vec<PathBuf> {
+        let root = self.root_dir();
+        ["pods", "netns", "sock", "logs", "cni/networks", "cni/cache"].iter().map(|d| root.join(d)).collect()
+    }
+
+    /// The state directories that are not a tmpfs mount.
+    pub fn state_dirs_not_on_tmpfs(&self) -> Vec<PathBuf> {
+        let mounts = knet_lab::procs::mounts();
+        self.state_dirs()
+            .into_iter()
+            .filter(|d| !mounts.iter().any(|m| &m.mount_point == d && m.fs_type == "tmpfs"))
+            .collect()
     }
 
     /// Holder and shim processes of this node's root dir.

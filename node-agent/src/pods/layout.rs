@@ -1,7 +1,8 @@
 //! Where the pod runtime keeps things, all under `--root-dir` so several agents can share a machine (the lab):
 //! `pods/<uid>/` (records, volumes, sandbox mount points), `netns/<uid>` (pinned network namespaces),
 //! `logs/<ns>_<name>_<uid>/<container>/<restart>.log` (CRI logs), `sock/` (attach sockets), `images/`
-//! (busybox applet links). `pods/` is a tmpfs the agent mounts (see [`mount_pods_tmpfs`]).
+//! (busybox applet links). `pods/`, `netns/`, `sock/`, `logs/` and the CNI state (`cni/networks`, `cni/cache`) are
+//! tmpfs mounts the agent makes at start (see [`transient_dirs`], [`mount_state_tmpfs`]).
 
 use std::path::{Path, PathBuf};
 
@@ -68,38 +69,51 @@ impl Layout {
     }
 }
 
-/// What happened to `pods/` at start.
+/// What happened to a state directory at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PodsDir {
+pub enum StateDir {
     /// Mounted now (it was empty or missing).
     Mounted,
     /// Already a mount point (a previous agent mounted it; its pods are adopted from it).
     AlreadyMounted,
-    /// Left on the root dir's filesystem: it holds pods of an agent that ran without the tmpfs.
+    /// Left on the root dir's filesystem: it holds state of an agent that ran without the tmpfs.
     KeptOnDisk,
 }
 
-/// Mounts a tmpfs at `pods_dir`, where the runtime keeps its per-pod records, instance state and volumes —
-/// transient state, as containerd keeps its own under `/run`. Pods do not outlive a reboot, so neither need their
-/// records; and creating and deleting dozens of small files per pod on a disk filesystem was a quarter of all CPU
-/// in a burst of pod starts (BENCHMARKS.md). A directory that already holds pods is left as it is.
-pub fn mount_pods_tmpfs(pods_dir: &Path) -> std::io::Result<PodsDir> {
-    std::fs::create_dir_all(pods_dir)?;
-    if is_mount_point(pods_dir) {
-        return Ok(PodsDir::AlreadyMounted);
+/// The directories whose contents live and die with the pods on this node, each a tmpfs: per-pod records,
+/// instance state and volumes (`pods/`), the files the network namespaces are pinned on (`netns/`, as
+/// iproute2's `/run/netns`), attach sockets (`sock/`), container logs (`logs/`, as kubelet's
+/// `/var/log/pods`), and the CNI IPAM leases and result cache (`cni_state`: `cni/networks`, and `cni/cache`
+/// unless `--cni-cache-dir` moved it). Pods do not outlive a reboot of the node, so neither need this state
+/// (containerd keeps its own under `/run` for the same reason); and creating and deleting a dozen small files
+/// per pod on a disk filesystem was, even after the pod records moved, ≈ 11% of all CPU in a burst of pod
+/// starts (ext4 looking for a free inode among recently deleted ones; BENCHMARKS.md). The cost: container logs
+/// are held in memory (a tmpfs takes at most half the RAM) and are gone after a reboot, as the pods are.
+pub fn transient_dirs(layout: &Layout, cni_state: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = vec![layout.pods_dir(), layout.netns_dir(), layout.sock_dir(), layout.logs_dir()];
+    dirs.extend(cni_state.iter().cloned());
+    dirs
+}
+
+/// Mounts a tmpfs at `dir` (one of [`transient_dirs`]). A directory that already holds something (state of an
+/// agent that ran before the tmpfs existed) is left as it is, and a mount point is reused.
+pub fn mount_state_tmpfs(dir: &Path) -> std::io::Result<StateDir> {
+    std::fs::create_dir_all(dir)?;
+    if is_mount_point(dir) {
+        return Ok(StateDir::AlreadyMounted);
     }
-    if std::fs::read_dir(pods_dir)?.next().is_some() {
-        return Ok(PodsDir::KeptOnDisk);
+    if std::fs::read_dir(dir)?.next().is_some() {
+        return Ok(StateDir::KeptOnDisk);
     }
     nix::mount::mount(
         Some("tmpfs"),
-        pods_dir,
+        dir,
         Some("tmpfs"),
         nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
         Some("mode=0700"),
     )
     .map_err(std::io::Error::from)?;
-    Ok(PodsDir::Mounted)
+    Ok(StateDir::Mounted)
 }
 
 /// Whether `path` is a mount point in this process's mount namespace (from `/proc/self/mountinfo`).
@@ -121,7 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pods = dir.path().join("pods");
         std::fs::create_dir_all(pods.join("some-uid")).unwrap();
-        assert_eq!(mount_pods_tmpfs(&pods).unwrap(), PodsDir::KeptOnDisk);
+        assert_eq!(mount_state_tmpfs(&pods).unwrap(), StateDir::KeptOnDisk);
         assert!(!is_mount_point(&pods));
     }
 
