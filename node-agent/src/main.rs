@@ -137,7 +137,7 @@ async fn run(cfg: Config) -> Result<()> {
     });
 
     let layout = Layout::new(&root_dir);
-    for dir in pods::layout::transient_dirs(&layout, &network.state_dirs()) {
+    for dir in pods::layout::transient_dirs(&layout, cfg.cni.cni_cache_dir.is_none()) {
         match pods::layout::mount_state_tmpfs(&dir) {
             Ok(state) => tracing::info!(node = %node_name, dir = %dir.display(), ?state, "pod state directory"),
             Err(e) => tracing::warn!(node = %node_name, dir = %dir.display(), error = %e,

@@ -512,7 +512,7 @@ impl NodeHost {
         link_names(&self.netns, &[])
     }
 
-    /// Mount points under the agent's root dir that belong to pods (not the agent's own `pods/` tmpfs).
+    /// Mount points under the agent's root dir that belong to pods (not the agent's own state tmpfs mounts).
     pub fn mounts_under_root(&self) -> Vec<String> {
         let (root, state) = (self.root_dir(), self.state_dirs());
         knet_lab::procs::mounts()
@@ -525,8 +525,8 @@ impl NodeHost {
     /// The directories the agent keeps on tmpfs mounts of its own while it runs (pod records, netns pins,
     /// attach sockets, logs, CNI leases and result cache).
     pub fn state_dirs(&self) -> Vec<PathBuf> {
-        let root = self.root_dir();
-        ["pods", "netns", "sock", "logs", "cni/networks", "cni/cache"].iter().map(|d| root.join(d)).collect()
+        let layout = knet_node_agent::pods::layout::Layout::new(&self.root_dir());
+        knet_node_agent::pods::layout::transient_dirs(&layout, true)
     }
 
     /// The state directories that are not a tmpfs mount.
@@ -544,7 +544,6 @@ impl NodeHost {
     }
 }
 
-/// Pids of holder/shim processes whose spec lies under `root`.
 /// Holder and shim processes (`knet-node-agent __sandbox|__shim SPEC…`) whose spec lies under `root`: pid and
 /// subcommand.
 pub(crate) fn runtime_processes_under(root: &Path) -> Vec<(u32, String)> {
@@ -572,12 +571,9 @@ pub(crate) fn link_names(ns: &Netns, args: &[&str]) -> Result<Vec<String>> {
         .collect())
 }
 
-fn unmount_under(prefix: &str) {
-    let mounts: Vec<PathBuf> = knet_lab::procs::mounts()
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|m| m.display().to_string().starts_with(prefix))
-        .collect();
+fn unmount_under(root: &Path) {
+    let mounts: Vec<PathBuf> =
+        knet_lab::procs::mounts().into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(root)).collect();
     for m in mounts.iter().rev() {
         let _ = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH);
     }
@@ -638,7 +634,7 @@ impl Drop for NodeHost {
         while !runtime_processes_under(&root).is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        unmount_under(&root.display().to_string());
+        unmount_under(&root);
         self.proxy.take();
         let _ = self.netns.delete();
         if std::env::var_os("KNET_KEEP_TEST_DIRS").is_some() {

@@ -17,6 +17,7 @@ use ipnet::IpNet;
 
 use self::conf::{ConfError, NetworkConfList};
 use self::runtime::{Attachment, CniError, CniRuntime};
+use crate::pods::layout::Layout;
 
 /// The interface name of the pod's network inside the sandbox.
 pub const POD_IFNAME: &str = "eth0";
@@ -40,8 +41,6 @@ pub struct Network {
     conf_dir: PathBuf,
     plugin: config::CniPlugin,
     data_dir: PathBuf,
-    /// The result cache when it is the default one under the root dir (not `--cni-cache-dir`).
-    default_cache_dir: Option<PathBuf>,
     runtime: CniRuntime,
     current: RwLock<Option<NetworkConfList>>,
 }
@@ -56,22 +55,15 @@ pub struct PodNetwork {
 impl Network {
     /// `root_dir` holds the IPAM state and (without `--cni-cache-dir`) the result cache.
     pub fn new(flags: &config::CniFlags, root_dir: &Path) -> Self {
-        let default_cache_dir = flags.cni_cache_dir.is_none().then(|| root_dir.join("cni").join("cache"));
-        let cache_dir = flags.cni_cache_dir.clone().unwrap_or_else(|| root_dir.join("cni").join("cache"));
+        let layout = Layout::new(root_dir);
+        let cache_dir = flags.cni_cache_dir.clone().unwrap_or_else(|| layout.cni_cache_dir());
         Network {
             conf_dir: flags.cni_conf_dir.clone(),
             plugin: flags.cni_plugin,
-            data_dir: root_dir.join("cni").join("networks"),
-            default_cache_dir,
+            data_dir: layout.cni_data_dir(),
             runtime: CniRuntime::new(flags.cni_bin_dir.clone(), cache_dir),
             current: RwLock::new(None),
         }
-    }
-
-    /// The CNI state that lives and dies with the pods (the IPAM leases of the config the agent writes, and the
-    /// default result cache): the agent keeps it on a tmpfs (`pods::layout::transient_dirs`).
-    pub fn state_dirs(&self) -> Vec<PathBuf> {
-        std::iter::once(self.data_dir.clone()).chain(self.default_cache_dir.clone()).collect()
     }
 
     pub fn runtime(&self) -> &CniRuntime {

@@ -59,6 +59,16 @@ impl Layout {
         self.sock_dir().join(format!("{}.sock", &container_id[..container_id.len().min(16)]))
     }
 
+    /// host-local's `dataDir` in the CNI config the agent writes (IPAM leases).
+    pub fn cni_data_dir(&self) -> PathBuf {
+        self.root.join("cni").join("networks")
+    }
+
+    /// The CNI result cache unless `--cni-cache-dir` names another.
+    pub fn cni_cache_dir(&self) -> PathBuf {
+        self.root.join("cni").join("cache")
+    }
+
     pub fn images_dir(&self) -> PathBuf {
         self.root.join("images")
     }
@@ -83,15 +93,18 @@ pub enum StateDir {
 /// The directories whose contents live and die with the pods on this node, each a tmpfs: per-pod records,
 /// instance state and volumes (`pods/`), the files the network namespaces are pinned on (`netns/`, as
 /// iproute2's `/run/netns`), attach sockets (`sock/`), container logs (`logs/`, as kubelet's
-/// `/var/log/pods`), and the CNI IPAM leases and result cache (`cni_state`: `cni/networks`, and `cni/cache`
-/// unless `--cni-cache-dir` moved it). Pods do not outlive a reboot of the node, so neither need this state
+/// `/var/log/pods`), and the CNI IPAM leases and result cache (`cni/networks`, and `cni/cache` when
+/// `default_cni_cache`, i.e. `--cni-cache-dir` did not move it). Pods do not outlive a reboot of the node, so neither need this state
 /// (containerd keeps its own under `/run` for the same reason); and creating and deleting a dozen small files
 /// per pod on a disk filesystem was, even after the pod records moved, ≈ 11% of all CPU in a burst of pod
 /// starts (ext4 looking for a free inode among recently deleted ones; BENCHMARKS.md). The cost: container logs
 /// are held in memory (a tmpfs takes at most half the RAM) and are gone after a reboot, as the pods are.
-pub fn transient_dirs(layout: &Layout, cni_state: &[PathBuf]) -> Vec<PathBuf> {
-    let mut dirs = vec![layout.pods_dir(), layout.netns_dir(), layout.sock_dir(), layout.logs_dir()];
-    dirs.extend(cni_state.iter().cloned());
+pub fn transient_dirs(layout: &Layout, default_cni_cache: bool) -> Vec<PathBuf> {
+    let mut dirs =
+        vec![layout.pods_dir(), layout.netns_dir(), layout.sock_dir(), layout.logs_dir(), layout.cni_data_dir()];
+    if default_cni_cache {
+        dirs.push(layout.cni_cache_dir());
+    }
     dirs
 }
 
